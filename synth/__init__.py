@@ -1,0 +1,1 @@
+"""Synthetic songs with known truth: vocals, accompaniment, lyrics and timings."""
