@@ -1,0 +1,51 @@
+"""Load a job TOML into a validated :class:`JobSpec`, with errors that name the key and the fix."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..schemas.job import JobSpec
+
+
+class JobSpecError(ValueError):
+    """The job file is not valid; the message lists every problem with its key path."""
+
+
+def _describe(err: dict) -> str:
+    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required value is missing"
+    got = err.get("input")
+    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{path}: {err['msg']}{got_text}"
+
+
+def parse_job(text: str, *, source: str = "<job>", root: str | None = None) -> JobSpec:
+    """Parse and validate job TOML text; ``root`` overrides the job's own output root."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise JobSpecError(f"{source}: not valid TOML: {exc}") from None
+    if root is not None:
+        data["root"] = root
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        raise JobSpecError(f"{source}: invalid job spec:\n  {problems}") from None
+
+
+def load_job(path: str | Path, *, root: str | None = None) -> tuple[JobSpec, str]:
+    """Read a job file. Relative ``root`` and input paths resolve against the current directory."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JobSpecError(f"job file not found: {path}") from None
+    return parse_job(text, source=str(path), root=root), text

@@ -1,0 +1,139 @@
+"""Run a job: read its source, run its phases on Ray, log every outcome, write the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import ray
+
+from ..schemas.job import JobSpec
+from ..schemas.records import OK, Outcome
+from . import report as report_mod
+from .ledger import Ledger
+from .phase import PlannedStage, StallError, run_phase
+from .registry import stage_class
+from .resources import StagePlan, fit_resources
+from .runtime import Cluster, start_ray
+from .stage import Stage, StageContext
+from .storage import Storage
+from .worker import StageTask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    report: dict
+    report_path: str
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def split_phases(stages: list[type[Stage]]) -> list[list[type[Stage]]]:
+    """Cut the stage chain after every barrier stage."""
+    phases: list[list[type[Stage]]] = [[]]
+    for cls in stages:
+        phases[-1].append(cls)
+        if cls.barrier:
+            phases.append([])
+    return [p for p in phases if p]
+
+
+def run_job(job: JobSpec, job_text: str) -> RunResult:
+    """Run or resume ``job``. Everything already computed with the same fingerprint is reused."""
+    storage = Storage(job.root)
+    run_id = new_run_id()
+    run_dir = f"runs/{run_id}"
+    storage.write_bytes(f"{run_dir}/job.toml", job_text.encode())  # preflight: the root is writable
+    classes = [stage_class(name) for name in job.stages.enabled()]
+    source = classes[0].read_source(job.input, storage)
+    cluster = start_ray(job.runtime.address, job.runtime.num_cpus)
+    ledger = Ledger(storage)
+    started = time.time()
+    log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
+    plans: list[StagePlan] = []
+    status = "failed"
+    rows = source.rows
+    try:
+        for phase in split_phases(classes):
+            rows = _run_one_phase(job, storage, ledger, cluster, run_id, source.input_base, phase, rows, plans)
+        status = "completed"
+    except StallError:
+        status = "stalled"
+        raise
+    finally:
+        for cls in classes:
+            ledger.compact(cls.name)
+        report = report_mod.build_report(
+            ledger=ledger, job=job, run_id=run_id, status=status, started=started, finished=time.time(),
+            stages=classes, plans=plans, notices=source.notices,
+        )
+        report_path = report_mod.write_report(storage, run_dir, report)
+    return RunResult(run_id, status, report, report_path)
+
+
+def _run_one_phase(
+    job: JobSpec,
+    storage: Storage,
+    ledger: Ledger,
+    cluster: Cluster,
+    run_id: str,
+    input_base: str | None,
+    phase: list[type[Stage]],
+    rows: list[dict],
+    plans: list[StagePlan],
+) -> list[dict]:
+    configs = {cls.name: getattr(job.stages, cls.name) for cls in phase}
+    phase_plans = fit_resources({n: c.resources for n, c in configs.items()}, cluster.cpus, cluster.gpus)
+    plans.extend(phase_plans)
+    for p in phase_plans:
+        if p.note:
+            log.warning("%s: %s", p.stage, p.note)
+    planned = []
+    for cls, plan in zip(phase, phase_plans):
+        task = StageTask(
+            stage_cls=cls, config=configs[cls.name], root=job.root, run_id=run_id,
+            max_attempts=job.runtime.max_attempts, input_base=input_base, log_outcomes=not cls.barrier,
+        )
+        driver_side = cls(task.config, StageContext(storage, input_base, run_id))
+        planned.append(
+            PlannedStage(task, plan, driver_side.weights_hash(), ray.put(ledger.priors(cls.name)))
+        )
+    if not rows:
+        log.info("phase %s has no input rows", [c.name for c in phase])
+        return []
+    table = run_phase(storage, rows, planned, stall_timeout_s=job.runtime.stall_timeout_s)
+    last = phase[-1]
+    if not last.barrier:
+        return []
+    finisher = last(configs[last.name], StageContext(storage, input_base, run_id))
+    outcomes = finisher.finalize(_outcomes_from_table(table))
+    ledger.append(run_id, last.name, last.version, outcomes)
+    rows = []
+    for o in outcomes:
+        if o.status == OK:
+            item_id, fingerprint = finisher.hand_off(o.item_id, o.fingerprint, o.record)
+            rows.append({"item_id": item_id, "fingerprint": fingerprint, "record": o.record})
+    return rows
+
+
+def _outcomes_from_table(table: pa.Table | None) -> list[Outcome]:
+    if table is None:
+        return []
+    fields = [f for f in Outcome.__dataclass_fields__ if f != "record"]
+    outcomes = []
+    for row in table.to_pylist():
+        outcome = Outcome(**{f: row[f] for f in fields})
+        outcome.record = None if row["record"] is None else json.loads(row["record"])
+        outcomes.append(outcome)
+    return outcomes

@@ -1,0 +1,47 @@
+"""Start or join Ray: embedded local by default, a cluster by ``--address`` or ``RAY_ADDRESS``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import ray
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str | None
+    cpus: float
+    gpus: float
+
+    def describe(self) -> str:
+        where = self.address or "embedded local Ray"
+        return f"{where}: {self.cpus:g} CPUs, {self.gpus:g} GPUs"
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> Cluster:
+    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray in this process."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        else:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+                configure_logging=True,
+            )
+    resources = ray.cluster_resources()
+    cluster = Cluster(address, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
+    log.info("ray: %s", cluster.describe())
+    return cluster
+
+
+def stop_ray() -> None:
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,104 @@
+"""The stage contract (DESIGN §3): a named, versioned unit of work with one outcome per item."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from ..schemas.base import StageConfig
+from ..schemas.job import InputSpec
+from ..schemas.records import Outcome
+from .storage import Storage
+
+C = TypeVar("C", bound=StageConfig)
+
+
+class Reject(Exception):
+    """Raised inside :meth:`Stage.process` to reject an item with a machine-readable reason.
+
+    ``retryable`` says whether trying again could change the outcome (a flaky read, an OOM); a
+    deterministic rejection (too long, undecodable) is final for its fingerprint.
+    """
+
+    def __init__(self, reason: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may touch: the output root, and the folder relative input paths resolve against."""
+
+    storage: Storage
+    input_base: str | None = None
+    run_id: str = ""
+
+
+@dataclass
+class Source:
+    """The rows a source stage starts from, and the folder their relative paths resolve against."""
+
+    rows: list[dict]
+    input_base: str | None
+    notices: list[str]
+
+
+@dataclass
+class Result:
+    """An ok outcome: the output record and the seconds of audio it covers (for throughput)."""
+
+    record: dict
+    audio_seconds: float = 0.0
+
+
+class Stage(ABC, Generic[C]):
+    """Base of every stage. Subclasses set ``name``, ``version`` and ``config_type``.
+
+    A stage object lives in one worker (a Ray actor): ``setup`` loads models once, then
+    ``process`` is called per item. ``process`` returns a :class:`Result` or raises
+    :class:`Reject`; any other exception becomes a retryable rejection of that item alone.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    config_type: ClassVar[type[StageConfig]]
+    #: A barrier stage sees all of its outcomes on the driver (``finalize``) before the next stage.
+    barrier: ClassVar[bool] = False
+    #: Rejections that depend on other items (duplicates) and are decided afresh every run.
+    recheck_reasons: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: C, context: StageContext) -> None:
+        self.config = config
+        self.context = context
+
+    @classmethod
+    def read_source(cls, job_input: InputSpec, storage: Storage) -> Source:
+        """Source stages only: the job's input as rows of ``item_id``, ``fingerprint``, ``record``."""
+        raise TypeError(f"stage {cls.name!r} cannot start a pipeline: it reads no job input")
+
+    def setup(self) -> None:
+        """Load models and other per-worker state. Called once per worker before any item."""
+
+    def weights_hash(self) -> str | None:
+        """Hash of the model weights this stage uses (part of its fingerprint); None if it has none."""
+        return None
+
+    @abstractmethod
+    def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        """Compute one item. ``fingerprint`` names this output, e.g. for artifact paths."""
+
+    def hand_off(self, item_id: str, fingerprint: str, record: dict) -> tuple[str, str]:
+        """The (item id, input fingerprint) the next stage sees for an ok output.
+
+        The default passes both through. Ingest overrides it: manifest rows become song ids, and
+        the fingerprint becomes the song's content identity, so moving or renaming files does not
+        invalidate anything computed downstream.
+        """
+        return item_id, fingerprint
+
+    def finalize(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Barrier stages only: revise all outcomes at once on the driver (e.g. find duplicates)."""
+        return outcomes

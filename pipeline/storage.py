@@ -1,0 +1,91 @@
+"""The output root on any ``pyarrow.fs`` filesystem, with atomic writes.
+
+Everything a job writes lives under its root, addressed by a path relative to that root, so a
+root can be moved or mirrored (local disk, NFS, ``s3://``) without rewriting any record.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import PurePosixPath
+
+import pyarrow.fs as pafs
+
+
+def resolve_filesystem(uri_or_path: str) -> tuple[pafs.FileSystem, str]:
+    """Return the filesystem and the path inside it for a local path or a URI."""
+    if "://" in uri_or_path:
+        return pafs.FileSystem.from_uri(uri_or_path)
+    return pafs.LocalFileSystem(), os.path.abspath(uri_or_path)
+
+
+class Storage:
+    """An output root. All paths given to its methods are relative to the root."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.fs, self.base = resolve_filesystem(root)
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    def full(self, rel: str) -> str:
+        """Path inside the filesystem for ``rel``; refuses paths that leave the root."""
+        parts = PurePosixPath(rel).parts
+        if PurePosixPath(rel).is_absolute() or ".." in parts:
+            raise ValueError(f"refusing a path outside the output root: {rel!r}")
+        return f"{self.base.rstrip('/')}/{rel}"
+
+    def uri(self, rel: str) -> str:
+        """A URI a user can paste elsewhere (absolute local path or ``scheme://``)."""
+        if self.is_local:
+            return self.full(rel)
+        scheme = self.root.split("://", 1)[0]
+        return f"{scheme}://{self.full(rel)}"
+
+    def write_bytes(self, rel: str, data: bytes) -> str:
+        """Write atomically: a temp file beside the target, then a rename. Returns ``rel``."""
+        target = self.full(rel)
+        parent = target.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{target.rsplit('/', 1)[1]}"
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, target)
+        except BaseException:
+            self._remove_quietly(tmp)
+            raise
+        return rel
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.full(rel)) as src:
+            return src.read()
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.full(rel)).type != pafs.FileType.NotFound
+
+    def list_files(self, rel_dir: str, suffix: str = "") -> list[str]:
+        """Files directly under ``rel_dir`` (relative to the root), sorted; temp files are skipped."""
+        info = self.fs.get_file_info(pafs.FileSelector(self.full(rel_dir), allow_not_found=True))
+        names = [i.base_name for i in info if i.type == pafs.FileType.File]
+        return sorted(
+            f"{rel_dir}/{n}" for n in names if n.endswith(suffix) and not n.startswith(".tmp-")
+        )
+
+    def list_dirs(self, rel_dir: str) -> list[str]:
+        info = self.fs.get_file_info(pafs.FileSelector(self.full(rel_dir), allow_not_found=True))
+        return sorted(i.base_name for i in info if i.type == pafs.FileType.Directory)
+
+    def delete(self, rel: str) -> None:
+        self.fs.delete_file(self.full(rel))
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except OSError:
+            pass
+
+
+def artifact_path(stage: str, fingerprint: str, name: str) -> str:
+    """Where a stage's output for one fingerprint lives: ``artifacts/<stage>/<fp>/<name>``."""
+    return f"artifacts/{stage}/{fingerprint}/{name}"

@@ -1,0 +1,140 @@
+"""The Ray Data UDF that runs one stage over batches: skip what is done, isolate failures, log outcomes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+
+import pyarrow as pa
+import ray
+
+from ..schemas.base import StageConfig
+from ..schemas.records import OK, REJECTED, Outcome
+from .fingerprint import stage_fingerprint
+from .ledger import Ledger, Prior, outcomes_to_table
+from .stage import Reject, Stage, StageContext
+from .storage import Storage, artifact_path
+
+log = logging.getLogger(__name__)
+
+RECORD_FILE = "record.json"
+#: Extra columns on a worker's output: what the next stage knows the item by (see Stage.hand_off).
+NEXT_ITEM_ID = "next_item_id"
+NEXT_FINGERPRINT = "next_fingerprint"
+
+
+@dataclass(frozen=True)
+class StageTask:
+    """Everything a worker needs to run one stage; small and picklable."""
+
+    stage_cls: type[Stage]
+    config: StageConfig
+    root: str
+    run_id: str
+    max_attempts: int
+    input_base: str | None = None
+    #: Barrier stages are logged by the driver after ``finalize``; others log per batch here.
+    log_outcomes: bool = True
+
+
+class StageWorker:
+    """Callable class for ``Dataset.map_batches``: one instance per actor, model loaded once."""
+
+    def __init__(self, task: StageTask, priors: ray.ObjectRef, weights: str | None) -> None:
+        """``priors`` (fingerprint → earlier outcome) is shared through the object store, not copied per task."""
+        storage = Storage(task.root)
+        self.task = task
+        self.storage = storage
+        self.ledger = Ledger(storage)
+        self.priors: dict[str, Prior] = ray.get(priors)
+        self.weights = weights
+        self.config_fields = task.config.fingerprint_fields()
+        self.stage = task.stage_cls(task.config, StageContext(storage, task.input_base, task.run_id))
+        self.stage.setup()
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        outcomes = []
+        for row in batch.to_pylist():
+            if row.get("status", OK) != OK:
+                continue  # rejected upstream: already accounted for in that stage's ledger
+            item_id = row.get(NEXT_ITEM_ID) or row["item_id"]
+            input_fp = row.get(NEXT_FINGERPRINT) or row["fingerprint"]
+            outcomes.append(self.run_item(item_id, input_fp, row["record"]))
+        if self.task.log_outcomes:
+            self.ledger.append(self.task.run_id, self.stage.name, self.stage.version, outcomes)
+        table = outcomes_to_table(self.task.run_id, self.stage.name, self.stage.version, outcomes)
+        handed = [
+            self.stage.hand_off(o.item_id, o.fingerprint, o.record) if o.status == OK else (o.item_id, "")
+            for o in outcomes
+        ]
+        table = table.append_column(NEXT_ITEM_ID, pa.array([h[0] for h in handed], pa.string()))
+        return table.append_column(NEXT_FINGERPRINT, pa.array([h[1] for h in handed], pa.string()))
+
+    def fingerprint(self, input_fingerprint: str) -> str:
+        return stage_fingerprint(
+            stage=self.stage.name,
+            version=self.stage.version,
+            config=self.config_fields,
+            weights=self.weights,
+            input_fingerprint=input_fingerprint,
+        )
+
+    def run_item(self, item_id: str, input_fingerprint: str, record_json: str) -> Outcome:
+        fp = self.fingerprint(input_fingerprint)
+        prior = self.priors.get(fp)
+        if (
+            prior is not None
+            and prior.is_final(self.task.max_attempts)
+            and prior.reason not in self.stage.recheck_reasons
+        ):
+            reused = self._reuse(item_id, fp, prior)
+            if reused is not None:
+                return reused
+        attempt = 1 if prior is None else prior.attempts + 1
+        started = time.perf_counter()
+        outcome = self._compute(item_id, fp, json.loads(record_json))
+        outcome.attempt = attempt
+        outcome.seconds = time.perf_counter() - started
+        outcome.finished_at = time.time()
+        outcome.worker = self.worker_name
+        return outcome
+
+    def _reuse(self, item_id: str, fp: str, prior: Prior) -> Outcome | None:
+        """An outcome from an earlier run, or None if its artifacts are gone and it must be redone."""
+        common = dict(
+            item_id=item_id, fingerprint=fp, reused=True, attempt=prior.attempts,
+            finished_at=time.time(), worker=self.worker_name,
+        )
+        if prior.status == OK:
+            rel = artifact_path(self.stage.name, fp, RECORD_FILE)
+            try:
+                record = json.loads(self.storage.read_bytes(rel))
+            except (FileNotFoundError, OSError):
+                log.warning("%s: record of %s is missing from the artifact store; recomputing", item_id, fp)
+                return None
+            return Outcome(status=OK, record=record, audio_seconds=prior.audio_seconds, **common)
+        return Outcome(
+            status=REJECTED, reason=prior.reason, message=prior.message, retryable=prior.retryable, **common
+        )
+
+    def _compute(self, item_id: str, fp: str, record: dict) -> Outcome:
+        try:
+            result = self.stage.process(item_id, record, fp)
+        except Reject as rej:
+            return Outcome(item_id, fp, REJECTED, reason=rej.reason, message=rej.message, retryable=rej.retryable)
+        except Exception as exc:  # one bad item must never fail its batch
+            log.warning("%s failed on %s: %s", self.stage.name, item_id, traceback.format_exc())
+            return Outcome(
+                item_id, fp, REJECTED, reason=f"error_{type(exc).__name__}", message=str(exc)[:500],
+                retryable=True,
+            )
+        self.storage.write_bytes(
+            artifact_path(self.stage.name, fp, RECORD_FILE), json.dumps(result.record, sort_keys=True).encode()
+        )
+        return Outcome(item_id, fp, OK, record=result.record, audio_seconds=result.audio_seconds)

@@ -1,0 +1,34 @@
+"""Shared pydantic base and the resource declaration every stage config carries."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    """A model that refuses unknown keys and cannot be mutated after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(StrictModel):
+    """What one worker of a stage asks the cluster for, and how many workers may run.
+
+    Resources never change a stage's output, so they are left out of its fingerprint.
+    """
+
+    num_cpus: float = Field(1.0, gt=0, description="CPUs reserved per worker (fractions allowed)")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs reserved per worker (fractions allowed)")
+    batch_size: int = Field(4, ge=1, description="items handed to a worker at once")
+    min_workers: int = Field(1, ge=1, description="actors kept alive for this stage")
+    max_workers: int = Field(4, ge=1, description="actors the stage may scale up to")
+
+
+class StageConfig(StrictModel):
+    """Base of every stage's config: the stage's own settings plus its resources."""
+
+    resources: Resources = Resources()
+
+    def fingerprint_fields(self) -> dict:
+        """The settings that change the stage's output (everything but resources)."""
+        return self.model_dump(mode="json", exclude={"resources"})

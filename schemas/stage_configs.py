@@ -1,0 +1,38 @@
+"""Typed configs of the song-level stages. Every number the recipe uses is a field here."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from .base import Resources, StageConfig
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif")
+
+
+class IngestConfig(StageConfig):
+    """Validate manifest rows, probe audio, hash content, find duplicates."""
+
+    resources: Resources = Resources(num_cpus=1.0, batch_size=8, max_workers=8)
+    audio_extensions: tuple[str, ...] = Field(AUDIO_EXTENSIONS, description="files a directory scan picks up")
+    require_lyrics: bool = Field(True, description="reject songs without lyrics")
+    max_lyrics_bytes: int = Field(256 * 1024, gt=0, description="lyrics larger than this are rejected")
+    max_file_bytes: int = Field(4 * 1024**3, gt=0, description="audio files larger than this are rejected")
+
+
+class StandardizeConfig(StageConfig):
+    """Decode, resample and measure audio; write FLAC for the separator."""
+
+    resources: Resources = Resources(num_cpus=1.0, batch_size=2, max_workers=8)
+    sample_rate: int = Field(44100, ge=8000, le=192000, description="output rate (Demucs expects 44100)")
+    channels: int = Field(2, ge=1, le=2, description="output channels (Demucs expects stereo)")
+    min_seconds: float = Field(5.0, ge=0, description="shorter audio is rejected")
+    max_seconds: float = Field(900.0, gt=0, description="longer audio is rejected")
+    silence_threshold_db: float = Field(-50.0, le=0, description="frames quieter than this (dBFS RMS) are silent")
+    max_silence_ratio: float = Field(0.95, gt=0, le=1, description="audio more silent than this is rejected")
+    clip_level: float = Field(0.999, gt=0, le=1, description="|sample| at or above this counts as clipped")
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> "StandardizeConfig":
+        if self.min_seconds >= self.max_seconds:
+            raise ValueError(f"min_seconds ({self.min_seconds}) must be below max_seconds ({self.max_seconds})")
+        return self

@@ -1,0 +1,65 @@
+"""standardize: decode any format, resample for the separator, measure levels, write FLAC."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..pipeline.stage import Reject, Result, Stage
+from ..pipeline.storage import artifact_path, resolve_filesystem
+from ..schemas.stage_configs import StandardizeConfig
+from .audio_io import decode_audio, encode_flac
+from .audio_stats import measure
+
+#: A decode shorter than this share of the duration the container declares means a cut-off file.
+TRUNCATION_TOLERANCE = 0.9
+
+
+class StandardizeStage(Stage[StandardizeConfig]):
+    """One song in, one 44.1 kHz stereo FLAC out (by default), or a rejection with the reason."""
+
+    name = "standardize"
+    version = 1
+    config_type = StandardizeConfig
+
+    def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        cfg = self.config
+        declared = record.get("source_duration")
+        if declared and declared > cfg.max_seconds:
+            raise Reject("too_long", f"{declared:.1f} s is longer than the maximum {cfg.max_seconds:g} s")
+        fs, inner = resolve_filesystem(record["source_path"])
+        try:
+            with fs.open_input_stream(inner) as src:
+                data = src.read()
+        except FileNotFoundError:
+            raise Reject("source_vanished", f"the source file disappeared after ingest: {record['source_path']}",
+                         retryable=True) from None
+        audio = decode_audio(data, cfg.sample_rate, cfg.channels, cfg.max_seconds)
+        seconds = audio.shape[1] / cfg.sample_rate
+        if audio.shape[1] == 0:
+            raise Reject("empty_audio", "the file decodes to no samples")
+        if not np.isfinite(audio).all():
+            bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
+            raise Reject("non_finite_samples", f"{bad} samples are NaN or infinite")
+        if declared and seconds < TRUNCATION_TOLERANCE * declared - 0.5:
+            raise Reject("truncated_audio", f"decoded {seconds:.2f} s of the {declared:.2f} s the header declares")
+        if seconds < cfg.min_seconds:
+            raise Reject("too_short", f"{seconds:.2f} s is shorter than the minimum {cfg.min_seconds:g} s")
+        stats = measure(audio, cfg.sample_rate, cfg.silence_threshold_db, cfg.clip_level)
+        if stats.silence_ratio >= 1.0:
+            raise Reject("silent_audio", f"every frame is below {cfg.silence_threshold_db:g} dBFS")
+        if stats.silence_ratio > cfg.max_silence_ratio:
+            raise Reject(
+                "mostly_silent",
+                f"{stats.silence_ratio:.1%} of frames are silent (limit {cfg.max_silence_ratio:.0%})",
+            )
+        rel = artifact_path(self.name, fingerprint, "audio.flac")
+        self.context.storage.write_bytes(rel, encode_flac(audio, cfg.sample_rate))
+        out = {
+            **record,
+            "audio": rel,
+            "sample_rate": cfg.sample_rate,
+            "channels": cfg.channels,
+            "duration": round(seconds, 6),
+            **stats.as_dict(),
+        }
+        return Result(out, audio_seconds=seconds)

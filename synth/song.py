@@ -1,0 +1,215 @@
+"""One synthetic song with known truth: sung lyrics placed at known times over a MIDI backing.
+
+A song depends only on ``(seed, index)`` and the settings, never on how many songs are made or
+in which process, so songs can be generated in parallel and a corpus can be extended.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from songcorpus.synth import accompaniment, lyrics_text, vocals, writers
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 44100
+SONGS_PER_ARTIST = 3
+REFERENCE_RMS_DBFS = -20.0  # each stem is brought to this RMS before its gain is applied
+PEAK_DBFS = -1.0  # the mixture's peak after normalisation; headroom for lossy encoders
+_FADE_OUT_SECONDS = 2.0
+_FIRST_NAMES = ("Mara", "Jonah", "Lucia", "Theo", "Ines", "Oskar", "Nadia", "Felix",
+                "Rosa", "Emil", "Carmen", "Hugo", "Lena", "Mateo", "Greta", "Diego")
+_LAST_NAMES = ("Ellison", "Vega", "Hartmann", "Reyes", "Calloway", "Brandt", "Moreno", "Sterling",
+               "Okafor", "Lindqvist", "Navarro", "Whitlock", "Fischer", "Serrano", "Ashby", "Keller")
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """Corpus-wide choices that every song sees."""
+
+    languages: tuple[str, ...] = ("en",)
+    min_seconds: float = 25.0
+    max_seconds: float = 50.0
+    formats: tuple[str, ...] = ("wav", "flac", "mp3", "ogg")
+
+
+@dataclass(frozen=True)
+class Artist:
+    """An artist sings ``SONGS_PER_ARTIST`` consecutive songs in one language, voice and genre."""
+
+    name: str
+    language: str
+    voice: str
+    pitch: int
+    pitch_range: int
+    rate: int
+    genre: str
+
+
+def song_key(index: int) -> str:
+    """``song-000123``: a sample key without dots."""
+    return f"song-{index:06d}"
+
+
+def make_artist(seed: int, artist_index: int, languages: tuple[str, ...]) -> Artist:
+    """The artist ``artist_index``; names are distinct across artists of one seed."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, artist_index)))
+    combos = len(_FIRST_NAMES) * len(_LAST_NAMES)
+    code = (artist_index * 7919 + seed) % combos  # 7919 is coprime with combos: a bijection per seed
+    name = f"{_FIRST_NAMES[code // len(_LAST_NAMES)]} {_LAST_NAMES[code % len(_LAST_NAMES)]}"
+    if artist_index >= combos:
+        name += f" {artist_index // combos + 1}"
+    language = languages[artist_index % len(languages)]
+    voices = vocals.available_voices(language)
+    return Artist(
+        name=name,
+        language=language,
+        voice=voices[int(rng.integers(len(voices)))],
+        pitch=int(rng.integers(35, 66)),
+        pitch_range=int(rng.integers(5, 26)),
+        rate=int(rng.integers(115, 161)),
+        genre=str(rng.choice(list(accompaniment.GENRES))),
+    )
+
+
+def _rms_normalise(signal: np.ndarray, gain_db: float, active: np.ndarray | None = None) -> np.ndarray:
+    """Scale ``signal`` so its RMS (over ``active`` samples if given) is the reference plus ``gain_db``."""
+    part = signal if active is None else signal[active]
+    rms = float(np.sqrt(np.mean(np.square(part, dtype=np.float64)))) if part.size else 0.0
+    if rms == 0.0:
+        raise RuntimeError("cannot level a silent stem")
+    return (signal * (10 ** ((REFERENCE_RMS_DBFS + gain_db) / 20) / rms)).astype(np.float32)
+
+
+def _t(seconds: float) -> float:
+    return round(float(seconds), 6)
+
+
+def make_song(out_dir: Path, index: int, seed: int, settings: SynthSettings) -> dict[str, str]:
+    """Generate and write every file of song ``index``; return its manifest row."""
+    key = song_key(index)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, index)))
+    artist = make_artist(seed, index // SONGS_PER_ARTIST, settings.languages)
+    fmt = settings.formats[index % len(settings.formats)]
+
+    target = float(rng.uniform(settings.min_seconds, settings.max_seconds))
+    edge_max = min(6.0, max(2.0, 0.15 * target))
+    intro, min_outro = float(rng.uniform(2.0, edge_max)), float(rng.uniform(2.0, edge_max))
+    lyrics = lyrics_text.make_lyrics(rng, artist.language)
+    melody = rng.integers(-12, 13, size=len(lyrics))  # per-phrase pitch offset: a chorus repeats its tune
+    long_gap = rng.random(len(lyrics)) < 0.35
+    gaps = np.where(long_gap, rng.uniform(1.2, 2.5, len(lyrics)), rng.uniform(0.3, 0.9, len(lyrics)))
+    vibrato_hz, vibrato_cents = float(rng.uniform(4.5, 6.5)), float(rng.uniform(20.0, 50.0))
+    vocals_db, accomp_db = float(rng.uniform(0.0, 4.0)), float(rng.uniform(-6.0, 0.0))
+    arrangement = accompaniment.make_arrangement(rng, artist.genre)
+
+    # Place lines one after another until the next one would eat into the outro; at least one.
+    placed: list[tuple[lyrics_text.LyricLine, vocals.RenderedLine, int, int]] = []
+    rendered_phrases: dict[int, vocals.RenderedLine] = {}
+    cursor = intro
+    for i, line in enumerate(lyrics):
+        pitch = int(np.clip(artist.pitch + melody[line.phrase], 5, 95))
+        if line.phrase not in rendered_phrases:
+            voice = vocals.VoiceSpec(artist.voice, pitch, artist.pitch_range, artist.rate)
+            rendered_phrases[line.phrase] = vocals.render_line(
+                line.text, voice, vibrato_hz=vibrato_hz, vibrato_cents=vibrato_cents
+            )
+        rendered = rendered_phrases[line.phrase]
+        if placed and cursor + rendered.duration + min_outro > target:
+            break
+        start = round(cursor * SAMPLE_RATE)
+        placed.append((line, rendered, start, pitch))
+        cursor = (start + len(rendered.audio)) / SAMPLE_RATE + float(gaps[i])
+    vocals_end = placed[-1][2] + len(placed[-1][1].audio)
+    num_samples = max(round(target * SAMPLE_RATE), vocals_end + round(min_outro * SAMPLE_RATE))
+    duration = num_samples / SAMPLE_RATE
+
+    voice_track = np.zeros(num_samples, dtype=np.float32)
+    active = np.zeros(num_samples, dtype=bool)
+    for _, rendered, start, _ in placed:
+        voice_track[start:start + len(rendered.audio)] = rendered.audio
+        active[start:start + len(rendered.audio)] = True
+    voice_track = _rms_normalise(voice_track, vocals_db, active)
+
+    midi = accompaniment.build_midi(arrangement, duration, rng)
+    midi_bytes = io.BytesIO()
+    midi.write(midi_bytes)
+    midi_path = out_dir / "accomp_midi" / f"{key}.mid"
+    writers.write_bytes(midi_path, midi_bytes.getvalue())
+    accomp = accompaniment.render_midi(midi_path, num_samples)
+    fade = min(num_samples, round(_FADE_OUT_SECONDS * SAMPLE_RATE))
+    accomp[num_samples - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
+    accomp = _rms_normalise(accomp, accomp_db)
+
+    # One scale for both stems, so the saved stems still sum to the saved mixture.
+    stereo_vocals = np.repeat(voice_track[:, None], 2, axis=1)
+    peak = float(np.max(np.abs(stereo_vocals + accomp)))
+    scale = 10 ** (PEAK_DBFS / 20) / peak
+    stereo_vocals *= np.float32(scale)
+    accomp *= np.float32(scale)
+    mixture = stereo_vocals + accomp
+
+    title = lyrics_text.make_title(rng, [line for line, *_ in placed])
+    paths = {
+        "audio": f"audio/{key}.{fmt}",
+        "vocals": f"stems/{key}.vocals.flac",
+        "accomp": f"stems/{key}.accomp.flac",
+        "txt": f"lyrics/{key}.txt",
+        "lrc": f"lyrics/{key}.lrc",
+        "truth": f"truth/{key}.json",
+        "midi": f"accomp_midi/{key}.mid",
+    }
+    serial = zlib.crc32(key.encode())
+    writers.write_bytes(out_dir / paths["audio"], writers.encode_audio(mixture, SAMPLE_RATE, fmt, stream_serial=serial))
+    for stem, signal in (("vocals", stereo_vocals), ("accomp", accomp)):
+        writers.write_bytes(out_dir / paths[stem], writers.encode_audio(signal, SAMPLE_RATE, "flac", subtype="PCM_24"))
+
+    lines_truth = []
+    for line, rendered, start, pitch in placed:
+        t0 = start / SAMPLE_RATE
+        lines_truth.append({
+            "text": line.text,
+            "section": line.section,
+            "start": _t(t0),
+            "end": _t((start + len(rendered.audio)) / SAMPLE_RATE),
+            "pitch": pitch,
+            "words": [{"word": w.word, "start": _t(t0 + w.start), "end": _t(t0 + w.end)} for w in rendered.words],
+        })
+    writers.write_text(out_dir / paths["txt"], "".join(f"{line['text']}\n" for line in lines_truth))
+    writers.write_text(
+        out_dir / paths["lrc"],
+        writers.format_lrc(artist.name, title, [(line["start"], line["text"]) for line in lines_truth]),
+    )
+    truth = {
+        "key": key, "index": index, "seed": seed, "title": title, "artist": artist.name,
+        "language": artist.language, "genre": artist.genre,
+        "sample_rate": SAMPLE_RATE, "num_samples": num_samples, "duration": _t(duration),
+        "paths": paths, "format": fmt,
+        "gains": {"vocals_db": _t(vocals_db), "accomp_db": _t(accomp_db), "reference_rms_dbfs": REFERENCE_RMS_DBFS,
+                  "peak_dbfs": PEAK_DBFS, "peak_scale": _t(scale)},
+        "voice": {"name": artist.voice, "pitch": artist.pitch, "pitch_range": artist.pitch_range,
+                  "rate_wpm": artist.rate, "vibrato_hz": _t(vibrato_hz), "vibrato_cents": _t(vibrato_cents)},
+        "tempo": arrangement.tempo, "key_signature": arrangement.key_name, "chords": arrangement.chord_names(),
+        "instruments": {"chords_program": arrangement.chord_program, "bass_program": arrangement.bass_program},
+        "intro": {"start": 0.0, "end": lines_truth[0]["start"]},
+        "outro": {"start": lines_truth[-1]["end"], "end": _t(duration)},
+        "lines": lines_truth,
+    }
+    writers.write_text(out_dir / paths["truth"], json.dumps(truth, indent=2, ensure_ascii=False) + "\n")
+    logger.info("%s: %.1f s, %d lines, %s, %s", key, duration, len(lines_truth), artist.voice, fmt)
+    return {
+        "audio_path": paths["audio"],
+        "lyrics_path": paths["lrc"] if index % 2 else paths["txt"],
+        "title": title,
+        "artist": artist.name,
+        "language": artist.language,
+        "genre": artist.genre,
+        "truth_path": paths["truth"],
+    }
