@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import ray
 
+from ..schemas.base import StageConfig
 from ..schemas.job import JobSpec
 from ..schemas.records import OK, Outcome
 from . import report as report_mod
@@ -59,6 +60,9 @@ def run_job(job: JobSpec, job_text: str) -> RunResult:
     source = classes[0].read_source(job.input, storage)
     cluster = start_ray(job.runtime.address, job.runtime.num_cpus)
     ledger = Ledger(storage)
+    ctx = PhaseContext(
+        storage, cluster, run_id, source.input_base, job.runtime.max_attempts, job.runtime.stall_timeout_s
+    )
     started = time.time()
     log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
     plans: list[StagePlan] = []
@@ -66,7 +70,8 @@ def run_job(job: JobSpec, job_text: str) -> RunResult:
     rows = source.rows
     try:
         for phase in split_phases(classes):
-            rows = _run_one_phase(job, storage, ledger, cluster, run_id, source.input_base, phase, rows, plans)
+            rows, phase_plans = run_chain(ctx, [(cls, getattr(job.stages, cls.name)) for cls in phase], rows)
+            plans.extend(phase_plans)
         status = "completed"
     except StallError:
         status = "stalled"
@@ -82,49 +87,55 @@ def run_job(job: JobSpec, job_text: str) -> RunResult:
     return RunResult(run_id, status, report, report_path)
 
 
-def _run_one_phase(
-    job: JobSpec,
-    storage: Storage,
-    ledger: Ledger,
-    cluster: Cluster,
-    run_id: str,
-    input_base: str | None,
-    phase: list[type[Stage]],
-    rows: list[dict],
-    plans: list[StagePlan],
-) -> list[dict]:
-    configs = {cls.name: getattr(job.stages, cls.name) for cls in phase}
-    phase_plans = fit_resources({n: c.resources for n, c in configs.items()}, cluster.cpus, cluster.gpus)
-    plans.extend(phase_plans)
-    for p in phase_plans:
+@dataclass(frozen=True)
+class PhaseContext:
+    """What every phase of one run shares."""
+
+    storage: Storage
+    cluster: Cluster
+    run_id: str
+    input_base: str | None
+    max_attempts: int
+    stall_timeout_s: float
+
+
+def run_chain(
+    ctx: PhaseContext, stages: list[tuple[type[Stage], StageConfig]], rows: list[dict]
+) -> tuple[list[dict], list[StagePlan]]:
+    """Run one phase (stages that stream into each other) over ``rows``.
+
+    Returns the input rows of the next phase (the ok outputs when the last stage is a barrier,
+    else none) and the resource plan that was used.
+    """
+    ledger = Ledger(ctx.storage)
+    plans = fit_resources({cls.name: cfg.resources for cls, cfg in stages}, ctx.cluster.cpus, ctx.cluster.gpus)
+    for p in plans:
         if p.note:
             log.warning("%s: %s", p.stage, p.note)
     planned = []
-    for cls, plan in zip(phase, phase_plans):
+    for (cls, cfg), plan in zip(stages, plans):
         task = StageTask(
-            stage_cls=cls, config=configs[cls.name], root=job.root, run_id=run_id,
-            max_attempts=job.runtime.max_attempts, input_base=input_base, log_outcomes=not cls.barrier,
+            stage_cls=cls, config=cfg, root=ctx.storage.root, run_id=ctx.run_id,
+            max_attempts=ctx.max_attempts, input_base=ctx.input_base, log_outcomes=not cls.barrier,
         )
-        driver_side = cls(task.config, StageContext(storage, input_base, run_id))
-        planned.append(
-            PlannedStage(task, plan, driver_side.weights_hash(), ray.put(ledger.priors(cls.name)))
-        )
+        weights = cls(cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id)).weights_hash()
+        planned.append(PlannedStage(task, plan, weights, ray.put(ledger.priors(cls.name))))
     if not rows:
-        log.info("phase %s has no input rows", [c.name for c in phase])
-        return []
-    table = run_phase(storage, rows, planned, stall_timeout_s=job.runtime.stall_timeout_s)
-    last = phase[-1]
+        log.info("phase %s has no input rows", [cls.name for cls, _ in stages])
+        return [], plans
+    table = run_phase(ctx.storage, rows, planned, stall_timeout_s=ctx.stall_timeout_s)
+    last, last_cfg = stages[-1]
     if not last.barrier:
-        return []
-    finisher = last(configs[last.name], StageContext(storage, input_base, run_id))
+        return [], plans
+    finisher = last(last_cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id))
     outcomes = finisher.finalize(_outcomes_from_table(table))
-    ledger.append(run_id, last.name, last.version, outcomes)
-    rows = []
+    ledger.append(ctx.run_id, last.name, last.version, outcomes)
+    next_rows = []
     for o in outcomes:
         if o.status == OK:
             item_id, fingerprint = finisher.hand_off(o.item_id, o.fingerprint, o.record)
-            rows.append({"item_id": item_id, "fingerprint": fingerprint, "record": o.record})
-    return rows
+            next_rows.append({"item_id": item_id, "fingerprint": fingerprint, "record": o.record})
+    return next_rows, plans
 
 
 def _outcomes_from_table(table: pa.Table | None) -> list[Outcome]:

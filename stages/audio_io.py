@@ -6,6 +6,7 @@ PyAV ships FFmpeg inside its wheel, so every format FFmpeg reads decodes without
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 import av
@@ -25,6 +26,26 @@ class Probe:
     bit_depth: str
 
 
+def wav_declared_seconds(data: bytes) -> float | None:
+    """Duration a RIFF/WAVE header declares in its ``data`` chunk.
+
+    FFmpeg derives a WAV's duration from the bytes present, so a cut-off WAV looks complete to it;
+    the header still says how long the file was meant to be.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, rate, align = 12, 0, 0
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        if chunk == b"fmt " and pos + 20 <= len(data):
+            rate = struct.unpack("<I", data[pos + 12 : pos + 16])[0]
+            align = struct.unpack("<H", data[pos + 20 : pos + 22])[0]
+        elif chunk == b"data":
+            return size / (rate * align) if rate and align and size < 0xFFFFFFFF else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
 def probe_audio(data: bytes) -> Probe:
     """Read container headers; raise :class:`Reject` if FFmpeg cannot open it or it has no audio."""
     try:
@@ -38,6 +59,8 @@ def probe_audio(data: bytes) -> Probe:
                 duration = float(stream.duration * stream.time_base)
             elif container.duration is not None:
                 duration = container.duration / av.time_base
+            if container.format.name == "wav":
+                duration = wav_declared_seconds(data) or duration
             return Probe(
                 codec=stream.codec_context.name,
                 container=container.format.name,

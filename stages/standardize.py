@@ -10,8 +10,9 @@ from ..schemas.stage_configs import StandardizeConfig
 from .audio_io import decode_audio, encode_flac
 from .audio_stats import measure
 
-#: A decode shorter than this share of the duration the container declares means a cut-off file.
-TRUNCATION_TOLERANCE = 0.9
+#: A decode shorter than this share of the duration the header declares means a cut-off or damaged
+#: file (FFmpeg skips corrupt frames silently; FLAC's STREAMINFO and WAV's data chunk still tell).
+TRUNCATION_TOLERANCE = 0.98
 
 
 class StandardizeStage(Stage[StandardizeConfig]):
@@ -40,7 +41,7 @@ class StandardizeStage(Stage[StandardizeConfig]):
         if not np.isfinite(audio).all():
             bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
             raise Reject("non_finite_samples", f"{bad} samples are NaN or infinite")
-        if declared and seconds < TRUNCATION_TOLERANCE * declared - 0.5:
+        if declared and seconds < TRUNCATION_TOLERANCE * declared:
             raise Reject("truncated_audio", f"decoded {seconds:.2f} s of the {declared:.2f} s the header declares")
         if seconds < cfg.min_seconds:
             raise Reject("too_short", f"{seconds:.2f} s is shorter than the minimum {cfg.min_seconds:g} s")

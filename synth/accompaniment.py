@@ -26,10 +26,23 @@ FLUIDSYNTH_MISSING = (
     "fluidsynth was not found on PATH: install the Debian package `fluidsynth` (`apt-get install fluidsynth`)"
 )
 
+
+class MissingToolError(RuntimeError):
+    """A program the synthesiser needs is not installed; the message says how to install it."""
+
+
 _NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # Chord progressions as 0-based scale degrees, one chord per bar.
-_PROGRESSIONS = ((0, 4, 5, 3), (0, 5, 3, 4), (5, 3, 0, 4), (0, 3, 4, 3), (0, 3, 0, 4), (0, 5, 2, 6), (0, 6, 5, 6))
+_PROGRESSIONS = (
+    (0, 4, 5, 3),
+    (0, 5, 3, 4),
+    (5, 3, 0, 4),
+    (0, 3, 4, 3),
+    (0, 3, 0, 4),
+    (0, 5, 2, 6),
+    (0, 6, 5, 6),
+)
 _KICK, _SNARE, _CLOSED_HAT, _RIDE, _CRASH = 36, 38, 42, 51, 49
 
 
@@ -118,15 +131,25 @@ def build_midi(arrangement: Arrangement, duration: float, rng: np.random.Generat
 
     for bar in range(bars):
         bar_start = bar * 4 * beat
-        root, third, fifth = arrangement.chord_pitches(arrangement.progression[bar % len(arrangement.progression)])
+        root, third, fifth = arrangement.chord_pitches(
+            arrangement.progression[bar % len(arrangement.progression)]
+        )
         if bar % 8 == 0:
             drums.notes.append(pretty_midi.Note(velocity(96), _CRASH, bar_start, bar_start + beat))
         for b in range(4):
             t = bar_start + b * beat
-            drums.notes.append(pretty_midi.Note(velocity(100 if b in (0, 2) else 70), _KICK if b in (0, 2) else _SNARE, t, t + 0.1))
+            drums.notes.append(
+                pretty_midi.Note(
+                    velocity(100 if b in (0, 2) else 70), _KICK if b in (0, 2) else _SNARE, t, t + 0.1
+                )
+            )
             for h in range(style.hats_per_beat):
                 th = t + h * beat / style.hats_per_beat
-                drums.notes.append(pretty_midi.Note(velocity(62), _CLOSED_HAT if style.hats_per_beat > 1 else _RIDE, th, th + 0.05))
+                drums.notes.append(
+                    pretty_midi.Note(
+                        velocity(62), _CLOSED_HAT if style.hats_per_beat > 1 else _RIDE, th, th + 0.05
+                    )
+                )
             bass_pitch = 36 + root % 12 + (7 if b == 2 else 0)
             bass.notes.append(pretty_midi.Note(velocity(88), bass_pitch, t, t + 0.9 * beat))
             if style.strum or b == 0:
@@ -138,10 +161,10 @@ def build_midi(arrangement: Arrangement, duration: float, rng: np.random.Generat
 
 
 def fluidsynth_executable() -> str:
-    """Path of the ``fluidsynth`` program; raises ``RuntimeError`` with the install command if absent."""
+    """Path of the ``fluidsynth`` program; raises ``MissingToolError`` with the install command if absent."""
     path = shutil.which("fluidsynth")
     if path is None:
-        raise RuntimeError(FLUIDSYNTH_MISSING)
+        raise MissingToolError(FLUIDSYNTH_MISSING)
     return path
 
 
@@ -149,7 +172,7 @@ def soundfont_path() -> Path:
     """The General MIDI soundfont bundled with ``pretty_midi``."""
     path = Path(os.path.dirname(pretty_midi.__file__)) / "TimGM6mb.sf2"
     if not path.is_file():
-        raise RuntimeError(f"the soundfont {path} is missing: reinstall the `pretty-midi` package")
+        raise MissingToolError(f"the soundfont {path} is missing: reinstall the `pretty-midi` package")
     return path
 
 
@@ -159,12 +182,31 @@ def render_midi(midi_path: Path, num_samples: int, *, gain: float = 0.6) -> np.n
     with tempfile.TemporaryDirectory(prefix="songcorpus-fluidsynth-") as tmp:
         wav_path = os.path.join(tmp, "render.wav")
         command = [
-            executable, "-ni", "-q", "-R", "0", "-C", "0", "-g", str(gain), "-r", str(SAMPLE_RATE),
-            "-O", "float", "-T", "wav", "-F", wav_path, str(soundfont_path()), str(midi_path),
+            executable,
+            "-ni",
+            "-q",
+            "-R",
+            "0",
+            "-C",
+            "0",
+            "-g",
+            str(gain),
+            "-r",
+            str(SAMPLE_RATE),
+            "-O",
+            "float",
+            "-T",
+            "wav",
+            "-F",
+            wav_path,
+            str(soundfont_path()),
+            str(midi_path),
         ]
         result = subprocess.run(command, check=False, capture_output=True, text=True)
         if result.returncode != 0:
-            raise RuntimeError(f"fluidsynth failed ({result.returncode}) on {midi_path}: {result.stderr.strip()}")
+            raise RuntimeError(
+                f"fluidsynth failed ({result.returncode}) on {midi_path}: {result.stderr.strip()}"
+            )
         audio, rate = sf.read(wav_path, dtype="float32", always_2d=True)
     if rate != SAMPLE_RATE:
         raise RuntimeError(f"fluidsynth rendered {rate} Hz instead of {SAMPLE_RATE} Hz")

@@ -25,7 +25,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-
 from songcorpus.synth import accompaniment, lyrics_text, vocals, writers
 from songcorpus.synth.song import SynthSettings, make_song
 
@@ -33,7 +32,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_FORMATS: tuple[str, ...] = ("wav", "flac", "mp3", "ogg")
 MANIFEST_COLUMNS: tuple[str, ...] = (
-    "audio_path", "lyrics_path", "title", "artist", "language", "genre", "truth_path",
+    "audio_path",
+    "lyrics_path",
+    "title",
+    "artist",
+    "language",
+    "genre",
+    "truth_path",
 )
 MIN_SONG_SECONDS = 8.0  # room for a 2 s intro, one sung line and a 2 s outro
 
@@ -92,7 +97,9 @@ def make_corpus(
     """
     out_dir = Path(out_dir)
     settings = SynthSettings(
-        languages=tuple(languages), min_seconds=float(min_seconds), max_seconds=float(max_seconds),
+        languages=tuple(languages),
+        min_seconds=float(min_seconds),
+        max_seconds=float(max_seconds),
         formats=tuple(fmt.lower() for fmt in formats),
     )
     workers = default_workers() if workers is None else workers
@@ -112,7 +119,9 @@ def make_corpus(
         rows = [job(index) for index in range(songs)]
     else:
         # spawn, not fork: a forked child would inherit a half-used espeak-ng and its lock.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             rows = list(pool.map(job, range(songs)))
     manifest = _write_manifest(out_dir, rows)
     logger.info("synth: %d songs in %.1f s, manifest %s", songs, time.perf_counter() - started, manifest)

@@ -5,14 +5,20 @@ synchronous mode: the synth callback hands over int16 samples at 22050 Hz togeth
 events that carry each word's position in the audio. A line is rendered in one call, trimmed of
 its leading and trailing silence, given a light vibrato and resampled to 44100 Hz.
 
-The library keeps one voice and one callback per process and is not thread-safe, so it is loaded
-once per process (``_engine``) and every use holds ``_LOCK``.
+espeak-ng keeps state in C statics that carry from one utterance to the next (the phase of its
+pitch "flutter", among others), so the same line sounds slightly different depending on what was
+spoken before it in the process. To make a line a pure function of its text and voice, each
+render loads the library afresh and unloads it (``dlclose``) afterwards, which costs ~4 ms. The
+library is not thread-safe and every load of one path shares those statics, so every render holds
+``_LOCK``.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import functools
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -99,19 +105,17 @@ class _Event(ctypes.Structure):
     ]
 
 
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
 
 
 class _Espeak:
-    """The loaded library plus the buffers its callback fills during one ``synth`` call."""
+    """One freshly loaded copy of the library plus the buffers its callback fills; ``close`` unloads it."""
 
     def __init__(self) -> None:
-        try:
-            import espeakng_loader
-        except ImportError as exc:
-            raise ImportError("espeak-ng is missing: install the `espeakng-loader` package") from exc
-        self.data_path = Path(espeakng_loader.get_data_path())
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        library_path, self.data_path = _espeak_paths()
+        lib = ctypes.CDLL(library_path)
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
@@ -120,19 +124,34 @@ class _Espeak:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self.data_path).encode(), _INITIALIZE_DONT_EXIT)
-        if rate != ESPEAK_RATE:
-            raise RuntimeError(f"espeak-ng failed to initialise from {self.data_path} (returned {rate})")
         self.lib = lib
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(self.data_path).encode(), _INITIALIZE_DONT_EXIT
+        )
+        if rate != ESPEAK_RATE:
+            self.close()
+            raise RuntimeError(f"espeak-ng failed to initialise from {self.data_path} (returned {rate})")
         self.chunks: list[np.ndarray] = []
         self.word_events: list[tuple[int, int]] = []
         self.callback = _SynthCallback(self._on_audio)  # kept referenced: the library holds it
         lib.espeak_SetSynthCallback(self.callback)
-        logger.debug("espeak-ng loaded from %s", espeakng_loader.get_library_path())
+
+    def close(self) -> None:
+        """Terminate and unload, so that the next load starts from the library's initial state."""
+        self.lib.espeak_Terminate()
+        handle = self.lib._handle
+        del self.lib
+        _ctypes.dlclose(handle)
 
     def _on_audio(self, wav: Any, count: int, events: Any) -> int:
         if wav and count > 0:
@@ -148,13 +167,13 @@ class _Espeak:
         """Int16 samples and (1-based character position, milliseconds) of each WORD event."""
         if self.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {voice.name!r} in {self.data_path}")
-        # Set every parameter on every call: nothing may leak from the previous song.
         for parameter, value in (
-            (_PARAM_RATE, voice.rate), (_PARAM_VOLUME, 100),
-            (_PARAM_PITCH, voice.pitch), (_PARAM_RANGE, voice.pitch_range),
+            (_PARAM_RATE, voice.rate),
+            (_PARAM_VOLUME, 100),
+            (_PARAM_PITCH, voice.pitch),
+            (_PARAM_RANGE, voice.pitch_range),
         ):
             self.lib.espeak_SetParameter(parameter, int(value), 0)
-        self.chunks, self.word_events = [], []
         data = text.encode("utf-8") + b"\0"
         status = self.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if status != 0:
@@ -164,16 +183,31 @@ class _Espeak:
 
 
 @functools.cache
-def _engine() -> _Espeak:
-    return _Espeak()
+def _espeak_paths() -> tuple[str, Path]:
+    """The library file and data directory shipped in the ``espeakng_loader`` wheel."""
+    try:
+        import espeakng_loader
+    except ImportError as exc:
+        raise ImportError("espeak-ng is missing: install the `espeakng-loader` package") from exc
+    return espeakng_loader.get_library_path(), Path(espeakng_loader.get_data_path())
+
+
+def _synthesise(text: str, voice: VoiceSpec) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    with _LOCK:
+        engine = _Espeak()
+        try:
+            return engine.synth(text, voice)
+        finally:
+            engine.close()
 
 
 def available_voices(language: str) -> tuple[str, ...]:
     """espeak-ng voice names for ``language``, each base voice with the variants in the data dir."""
     if language not in _BASE_VOICES:
-        raise ValueError(f"no espeak-ng voices configured for {language!r}: use one of {', '.join(_BASE_VOICES)}")
-    with _LOCK:
-        variants_dir = _engine().data_path / "voices" / "!v"
+        raise ValueError(
+            f"no espeak-ng voices configured for {language!r}: use one of {', '.join(_BASE_VOICES)}"
+        )
+    variants_dir = _espeak_paths()[1] / "voices" / "!v"
     present = [v for v in _VARIANTS if not v or (variants_dir / v[1:]).is_file()]
     return tuple(base + variant for base in _BASE_VOICES[language] for variant in present)
 
@@ -224,15 +258,14 @@ def render_line(
     words = text.split()
     if not words:
         raise ValueError("cannot sing an empty line")
-    with _LOCK:
-        samples, events = _engine().synth(text, voice)
+    samples, events = _synthesise(text, voice)
     audible = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SILENCE_THRESHOLD)
     if len(audible) == 0:
         raise RuntimeError(f"espeak-ng rendered silence for {text!r} with voice {voice.name!r}")
     first, last = int(audible[0]), int(audible[-1]) + 1
     starts = [min(max(start - first, 0), last - first) for start in _word_starts(text, words, events)]
     bounds = starts + [last - first]
-    if any(b <= a for a, b in zip(bounds, bounds[1:])):
+    if any(b <= a for a, b in itertools.pairwise(bounds)):
         raise RuntimeError(f"espeak-ng word events are not increasing for {text!r}: {bounds}")
 
     factor = SAMPLE_RATE // ESPEAK_RATE

@@ -54,8 +54,9 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def encode_audio(audio: np.ndarray, sample_rate: int, fmt: str, *, subtype: str | None = None,
-                 stream_serial: int = 1) -> bytes:
+def encode_audio(
+    audio: np.ndarray, sample_rate: int, fmt: str, *, subtype: str | None = None, stream_serial: int = 1
+) -> bytes:
     """Encode float audio ``(samples, channels)`` as ``fmt`` (a key of ``AUDIO_FORMATS``).
 
     libsndfile picks a random Ogg stream serial number on every write; it is overwritten with
@@ -94,21 +95,21 @@ def set_ogg_serial(data: bytes, serial: int) -> bytes:
     out = bytearray(data)
     offset = 0
     while offset < len(out):
-        if out[offset:offset + 4] != b"OggS":
+        if out[offset : offset + 4] != b"OggS":
             raise ValueError(f"not an Ogg page at byte {offset}")
         segments = out[offset + 26]
-        body = sum(out[offset + 27:offset + 27 + segments])
+        body = sum(out[offset + 27 : offset + 27 + segments])
         end = offset + 27 + segments + body
-        out[offset + 14:offset + 18] = (serial & 0xFFFFFFFF).to_bytes(4, "little")
-        out[offset + 22:offset + 26] = b"\0\0\0\0"
-        out[offset + 22:offset + 26] = _ogg_crc(bytes(out[offset:end])).to_bytes(4, "little")
+        out[offset + 14 : offset + 18] = (serial & 0xFFFFFFFF).to_bytes(4, "little")
+        out[offset + 22 : offset + 26] = b"\0\0\0\0"
+        out[offset + 22 : offset + 26] = _ogg_crc(bytes(out[offset:end])).to_bytes(4, "little")
         offset = end
     return bytes(out)
 
 
 def format_lrc_time(seconds: float) -> str:
     """``[mm:ss.xx]`` rounded to the nearest centisecond."""
-    centis = int(round(seconds * 100))
+    centis = round(seconds * 100)
     minutes, centis = divmod(centis, 6000)
     return f"[{minutes:02d}:{centis // 100:02d}.{centis % 100:02d}]"
 

@@ -1,0 +1,75 @@
+import pytest
+
+from songcorpus.pipeline.ledger import Ledger
+from songcorpus.pipeline.storage import Storage
+from songcorpus.schemas.records import OK, REJECTED, Outcome
+
+
+def outcome(item: str, fp: str, status: str = OK, **kw) -> Outcome:
+    return Outcome(item, fp, status, record={"x": item} if status == OK else None, finished_at=kw.pop("t", 0.0), **kw)
+
+
+def test_append_read_and_priors(tmp_path):
+    ledger = Ledger(Storage(str(tmp_path)))
+    ledger.append("r1", "s", 1, [outcome("a", "fa"), outcome("b", "fb", REJECTED, reason="boom", retryable=True, t=1)])
+    ledger.append("r2", "s", 1, [outcome("b", "fb", REJECTED, reason="boom", retryable=True, attempt=2, t=2)])
+    ledger.append("r2", "s", 1, [outcome("a", "fa", reused=True, t=3)])
+    assert ledger.read("s").num_rows == 4
+    priors = ledger.priors("s")
+    assert priors["fa"].status == OK and priors["fa"].attempts == 1  # a reuse is not an attempt
+    assert priors["fb"].attempts == 2 and priors["fb"].retryable
+    assert not priors["fb"].is_final(max_attempts=3)
+    assert priors["fb"].is_final(max_attempts=2)
+
+
+def test_deterministic_rejection_is_final():
+    from songcorpus.pipeline.ledger import Prior
+
+    prior = Prior(REJECTED, "too_long", "", retryable=False, attempts=1, audio_seconds=0)
+    assert prior.is_final(max_attempts=5)
+
+
+def test_compaction_keeps_every_row_once_even_if_deletes_never_happen(tmp_path, monkeypatch):
+    storage = Storage(str(tmp_path))
+    ledger = Ledger(storage)
+    for i in range(5):
+        ledger.append("r1", "s", 1, [outcome(f"i{i}", f"f{i}")])
+    # a crash right after the compacted file is written: the old parts are never deleted
+    monkeypatch.setattr(storage, "delete", lambda rel: None)
+    ledger.compact("s")
+    assert len(storage.list_files("ledger/s", ".parquet")) == 6
+    assert sorted(ledger.read("s")["item_id"].to_pylist()) == [f"i{i}" for i in range(5)]
+    monkeypatch.undo()
+    ledger.append("r2", "s", 1, [outcome("i9", "f9")])
+    ledger.compact("s")  # a second compaction absorbs the stale parts too
+    assert len(storage.list_files("ledger/s", ".parquet")) == 1
+    assert ledger.read("s").num_rows == 6
+
+
+def test_storage_refuses_paths_outside_root(tmp_path):
+    storage = Storage(str(tmp_path))
+    with pytest.raises(ValueError, match="outside the output root"):
+        storage.write_bytes("../escape.txt", b"x")
+    with pytest.raises(ValueError, match="outside the output root"):
+        storage.write_bytes("/etc/passwd", b"x")
+
+
+class _MoveFails:
+    """A filesystem whose rename fails, as when the disk fills up between write and rename."""
+
+    def __init__(self, fs):
+        self._fs = fs
+
+    def move(self, src, dst):
+        raise OSError("disk full")
+
+    def __getattr__(self, name):
+        return getattr(self._fs, name)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    storage = Storage(str(tmp_path))
+    storage.fs = _MoveFails(storage.fs)
+    with pytest.raises(OSError):
+        storage.write_bytes("a/b.bin", b"data")
+    assert list((tmp_path / "a").iterdir()) == []
