@@ -33,6 +33,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"NOTE: {notice}")
     print(f"run {result.run_id}: {result.status} in {result.report['wall_seconds']:.1f} s")
     print(format_summary_table(result.report["stages"]))
+    if not any(s["computed"] for s in result.report["stages"]):
+        print("nothing recomputed: every item was already done with the same fingerprint")
     print(f"report: {result.report_path}")
     return 0 if result.status == "completed" else 1
 

@@ -202,6 +202,7 @@ def render_midi(midi_path: Path, num_samples: int, *, gain: float = 0.6) -> np.n
             str(soundfont_path()),
             str(midi_path),
         ]
+        logger.debug("rendering %s: %s", midi_path, " ".join(command))
         result = subprocess.run(command, check=False, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from songcorpus.synth.accompaniment import MissingToolError
 from songcorpus.synth.corpus import DEFAULT_FORMATS, MANIFEST_COLUMNS, default_workers, make_corpus
 from songcorpus.synth.lyrics_text import SUPPORTED_LANGUAGES
-
-logger = logging.getLogger(__name__)
 
 
 def _csv_list(value: str) -> list[str]:

@@ -30,7 +30,7 @@ from songcorpus.synth.song import SynthSettings, make_song
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FORMATS: tuple[str, ...] = ("wav", "flac", "mp3", "ogg")
+DEFAULT_FORMATS: tuple[str, ...] = tuple(writers.AUDIO_FORMATS)
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "audio_path",
     "lyrics_path",

@@ -15,50 +15,14 @@ from pathlib import Path
 
 import numpy as np
 from songcorpus.synth import accompaniment, lyrics_text, vocals, writers
+from songcorpus.synth.artists import SONGS_PER_ARTIST, Artist, make_artist
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
-SONGS_PER_ARTIST = 3
 REFERENCE_RMS_DBFS = -20.0  # each stem is brought to this RMS before its gain is applied
 PEAK_DBFS = -1.0  # the mixture's peak after normalisation; headroom for lossy encoders
 _FADE_OUT_SECONDS = 2.0
-_FIRST_NAMES = (
-    "Mara",
-    "Jonah",
-    "Lucia",
-    "Theo",
-    "Ines",
-    "Oskar",
-    "Nadia",
-    "Felix",
-    "Rosa",
-    "Emil",
-    "Carmen",
-    "Hugo",
-    "Lena",
-    "Mateo",
-    "Greta",
-    "Diego",
-)
-_LAST_NAMES = (
-    "Ellison",
-    "Vega",
-    "Hartmann",
-    "Reyes",
-    "Calloway",
-    "Brandt",
-    "Moreno",
-    "Sterling",
-    "Okafor",
-    "Lindqvist",
-    "Navarro",
-    "Whitlock",
-    "Fischer",
-    "Serrano",
-    "Ashby",
-    "Keller",
-)
 
 
 @dataclass(frozen=True)
@@ -68,46 +32,12 @@ class SynthSettings:
     languages: tuple[str, ...] = ("en",)
     min_seconds: float = 25.0
     max_seconds: float = 50.0
-    formats: tuple[str, ...] = ("wav", "flac", "mp3", "ogg")
-
-
-@dataclass(frozen=True)
-class Artist:
-    """An artist sings ``SONGS_PER_ARTIST`` consecutive songs in one language, voice and genre."""
-
-    name: str
-    language: str
-    voice: str
-    pitch: int
-    pitch_range: int
-    rate: int
-    genre: str
+    formats: tuple[str, ...] = tuple(writers.AUDIO_FORMATS)
 
 
 def song_key(index: int) -> str:
     """``song-000123``: a sample key without dots."""
     return f"song-{index:06d}"
-
-
-def make_artist(seed: int, artist_index: int, languages: tuple[str, ...]) -> Artist:
-    """The artist ``artist_index``; names are distinct across artists of one seed."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, artist_index)))
-    combos = len(_FIRST_NAMES) * len(_LAST_NAMES)
-    code = (artist_index * 7919 + seed) % combos  # 7919 is coprime with combos: a bijection per seed
-    name = f"{_FIRST_NAMES[code // len(_LAST_NAMES)]} {_LAST_NAMES[code % len(_LAST_NAMES)]}"
-    if artist_index >= combos:
-        name += f" {artist_index // combos + 1}"
-    language = languages[artist_index % len(languages)]
-    voices = vocals.available_voices(language)
-    return Artist(
-        name=name,
-        language=language,
-        voice=voices[int(rng.integers(len(voices)))],
-        pitch=int(rng.integers(35, 66)),
-        pitch_range=int(rng.integers(5, 26)),
-        rate=int(rng.integers(115, 161)),
-        genre=str(rng.choice(list(accompaniment.GENRES))),
-    )
 
 
 def _rms_normalise(signal: np.ndarray, gain_db: float, active: np.ndarray | None = None) -> np.ndarray:

@@ -275,4 +275,5 @@ def render_line(
         WordTiming(word, bounds[i] * factor / SAMPLE_RATE, bounds[i + 1] * factor / SAMPLE_RATE)
         for i, word in enumerate(words)
     )
+    logger.debug("sang %r with %s: %.2f s, %d words", text, voice, len(audio) / SAMPLE_RATE, len(words))
     return RenderedLine(text=text, audio=audio, words=timings)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-logger = logging.getLogger(__name__)
 
 # Mixture formats: (libsndfile format, subtype). 16-bit like most real releases.
 AUDIO_FORMATS: dict[str, tuple[str, str | None]] = {

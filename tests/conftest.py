@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
+from songtools import tone, write_manifest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
@@ -20,24 +19,6 @@ def ray_cluster():
     cluster = start_ray(num_cpus=2)
     yield cluster
     stop_ray()
-
-
-def tone(seconds: float, freq: float, rate: int = 44100, channels: int = 2, level: float = 0.3) -> np.ndarray:
-    """A sine tone, ``(samples, channels)`` float32, the layout soundfile writes."""
-    t = np.arange(int(seconds * rate)) / rate
-    mono = (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-    return np.repeat(mono[:, None], channels, axis=1)
-
-
-def write_manifest(path: Path, rows: list[dict]) -> Path:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture
@@ -52,12 +33,3 @@ def tone_songs(tmp_path: Path) -> Path:
         rows.append({"audio_path": f"song{i}.wav", "lyrics_path": f"song{i}.txt", "artist": f"a{i % 2}",
                      "language": "en"})
     return write_manifest(src / "manifest.csv", rows)
-
-
-def job_toml(name: str, root: Path, manifest: Path, extra: str = "") -> str:
-    """A job over ``manifest`` running ingest and standardize with test-friendly bounds."""
-    return (
-        f'name = "{name}"\nroot = "{root}"\n[input]\nmanifest = "{manifest}"\n'
-        "[runtime]\nstall_timeout_s = 120\n[stages.ingest]\n"
-        "[stages.standardize]\nmin_seconds = 1.0\nmax_seconds = 600.0\n" + extra
-    )

@@ -1,6 +1,6 @@
 from songcorpus.pipeline.fingerprint import canonical_json, stage_fingerprint
 
-BASE = dict(stage="s", version=1, config={"a": 1, "b": [1, 2]}, weights=None, input_fingerprint="x")
+BASE = {"stage": "s", "version": 1, "config": {"a": 1, "b": [1, 2]}, "weights": None, "input_fingerprint": "x"}
 
 
 def test_key_order_does_not_matter():

@@ -1,5 +1,4 @@
 import pytest
-
 from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.records import OK, REJECTED, Outcome

@@ -1,5 +1,4 @@
 import pytest
-
 from songcorpus.pipeline.resources import ResourcePlanError, fit_resources
 from songcorpus.schemas.base import Resources
 

@@ -1,5 +1,4 @@
 import pytest
-
 from songcorpus.pipeline.jobfile import JobSpecError, parse_job
 
 VALID = """
