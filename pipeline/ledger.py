@@ -84,7 +84,8 @@ class Ledger:
         if not outcomes:
             return
         table = outcomes_to_table(run_id, stage, version, outcomes)
-        rel = f"{self._dir(stage)}/part-{run_id}-{uuid.uuid4().hex}.parquet"
+        # the row count in the name lets progress be counted from a directory listing alone
+        rel = f"{self._dir(stage)}/part-{run_id}-{uuid.uuid4().hex}-{len(outcomes)}.parquet"
         self.storage.write_bytes(rel, _table_bytes(table))
 
     def _live_files(self, stage: str) -> list[str]:
@@ -132,6 +133,12 @@ class Ledger:
             )
             for fp, row in latest.items()
         }
+
+    def rows_logged(self, stage: str, run_id: str) -> int:
+        """Outcomes ``run_id`` has logged so far in uncompacted parts (cheap: a listing, no reads)."""
+        prefix = f"part-{run_id}-"
+        names = (rel.rsplit("/", 1)[1] for rel in self.storage.list_files(self._dir(stage), ".parquet"))
+        return sum(int(n[: -len(".parquet")].rsplit("-", 1)[1]) for n in names if n.startswith(prefix))
 
     def compact(self, stage: str, min_parts: int = 2) -> None:
         """Merge the live rows of ``stage`` into one compacted file and delete every older file.

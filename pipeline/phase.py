@@ -23,8 +23,6 @@ from .worker import StageTask, StageWorker
 
 log = logging.getLogger(__name__)
 
-INPUT_BLOCK_ROWS = 64
-
 
 class StallError(RuntimeError):
     """A phase made no progress for longer than the configured stall timeout."""
@@ -51,7 +49,7 @@ def run_phase(
     Returns the last stage's outcome rows when it is a barrier stage (the driver must finalize and
     log them), else None (every worker logged its own outcomes).
     """
-    ds = ray.data.from_arrow(stream_blocks(rows))
+    ds = ray.data.from_arrow(stream_blocks(rows, stages[0].plan.batch_size))
     for st in stages:
         ds = ds.map_batches(
             StageWorker,
@@ -60,7 +58,9 @@ def run_phase(
             batch_format="pyarrow",
             num_cpus=st.plan.num_cpus,
             num_gpus=st.plan.num_gpus or None,
-            compute=ray.data.ActorPoolStrategy(min_size=st.plan.min_workers, max_size=st.plan.max_workers),
+            compute=ray.data.ActorPoolStrategy(
+                min_size=st.plan.min_workers, max_size=st.plan.max_workers, initial_size=st.plan.initial_workers
+            ),
         )
     keep = stages[-1].task.stage_cls.barrier
     progress = _Progress(Ledger(storage), [s.task.stage_cls.name for s in stages], stages[0].task.run_id)
@@ -106,10 +106,7 @@ class _Progress:
         self._last_log = 0.0
 
     def _state(self) -> tuple:
-        parts = tuple(
-            len(self.ledger.storage.list_files(f"ledger/{s}", ".parquet")) for s in self.stages
-        )
-        return parts + (self.rows_seen,)
+        return tuple(self.ledger.rows_logged(s, self.run_id) for s in self.stages) + (self.rows_seen,)
 
     def idle_seconds(self) -> float:
         state = self._state()
@@ -122,15 +119,17 @@ class _Progress:
         return now - self._last_change
 
     def describe(self) -> str:
-        counts = ", ".join(f"{s}: {n} batches logged" for s, n in zip(self.stages, self._last_state))
+        counts = ", ".join(f"{s}: {n} items done" for s, n in zip(self.stages, self._last_state))
         return f"{counts}; {self.rows_seen} rows out of the phase"
 
 
-def stream_blocks(rows: list[dict], block_rows: int = INPUT_BLOCK_ROWS) -> list[pa.Table]:
-    """The phase input as Arrow blocks of small metadata rows.
+def stream_blocks(rows: list[dict], block_rows: int) -> list[pa.Table]:
+    """The phase input as Arrow blocks of small metadata rows, one first-stage batch per block.
 
     Built on the driver and handed to Ray directly (no file read), because a file-based read adds a
     listing task that needs a whole CPU and can starve behind the actor pools on a small machine.
+    One batch per block keeps every actor of the pool busy (a block is never split across actors)
+    and bounds the work an orphaned worker finishes after its driver is killed.
     """
     table = pa.Table.from_pylist(
         [

@@ -19,7 +19,7 @@ from .storage import Storage
 
 log = logging.getLogger(__name__)
 
-DURATION_BIN_SECONDS = 30.0
+NICE_BIN_SECONDS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 def _iso(ts: float) -> str:
@@ -64,15 +64,14 @@ def stage_summary(name: str, version: int, rows: pa.Table) -> dict:
     }
 
 
-def duration_histogram(rows: pa.Table) -> dict:
-    """Histogram of the audio durations of the ok items of one stage."""
+def duration_histogram(rows: pa.Table, target_bins: int = 20) -> dict:
+    """Histogram of the audio durations of the ok items of one stage, on round bin widths."""
     seconds = rows.filter(pc.equal(rows["status"], OK))["audio_seconds"].to_numpy()
     if len(seconds) == 0:
         return {"edges": [], "counts": []}
-    top = max(DURATION_BIN_SECONDS, float(np.ceil(seconds.max() / DURATION_BIN_SECONDS)) * DURATION_BIN_SECONDS)
-    bins = int(top / DURATION_BIN_SECONDS)
-    width = DURATION_BIN_SECONDS if bins <= 40 else top / 40
-    edges = np.arange(0.0, top + width / 2, width)
+    span = max(float(seconds.max()), 1.0)
+    width = next((w for w in NICE_BIN_SECONDS if span / w <= target_bins), NICE_BIN_SECONDS[-1])
+    edges = np.arange(0.0, np.floor(span / width) * width + width * 1.5, width)
     counts, edges = np.histogram(seconds, bins=edges)
     return {"edges": [round(float(e), 3) for e in edges], "counts": [int(c) for c in counts]}
 

@@ -30,12 +30,14 @@ class StagePlan:
     min_workers: int
     max_workers: int
     batch_size: int
+    initial_workers: int = 1
     note: str = ""
 
     def as_dict(self) -> dict:
         return {
             "stage": self.stage, "num_cpus": self.num_cpus, "num_gpus": self.num_gpus,
             "min_actors": self.min_workers, "max_actors": self.max_workers,
+            "initial_actors": self.initial_workers,
             "batch_size": self.batch_size, "note": self.note,
         }
 
@@ -71,7 +73,11 @@ def fit_resources(requests: dict[str, Resources], cpus: float, gpus: float) -> l
         by_cpu = math.floor(cpus / num_cpus)
         by_gpu = math.floor(gpus / res.num_gpus) if res.num_gpus > 0 else res.max_workers
         max_workers = max(res.min_workers, min(res.max_workers, by_cpu, by_gpu))
+        # start with a fair share of the CPUs rather than growing from the minimum: autoscaling an
+        # actor pool takes many batches, which on a short stage is its whole run
+        fair = math.floor(budget / len(requests) / num_cpus) if res.num_gpus == 0 else res.min_workers
+        initial = min(max_workers, max(res.min_workers, fair))
         plans.append(
-            StagePlan(name, num_cpus, res.num_gpus, res.min_workers, max_workers, res.batch_size, note)
+            StagePlan(name, num_cpus, res.num_gpus, res.min_workers, max_workers, res.batch_size, initial, note)
         )
     return plans

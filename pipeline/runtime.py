@@ -36,6 +36,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> Cluste
                 log_to_driver=True,
                 configure_logging=True,
             )
+    # The engine logs its own per-stage progress; Ray Data's block-level bars would drown it.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     resources = ray.cluster_resources()
     cluster = Cluster(address, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
     log.info("ray: %s", cluster.describe())

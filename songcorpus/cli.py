@@ -61,14 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="job spec, e.g. jobs/demo.toml")
     run.add_argument("--root", help="output root (local path or s3://...); overrides the job's root")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded local Ray)")
-    run.set_defaults(handler=_cmd_run)
+    run.set_defaults(func=_cmd_run)
 
     status = sub.add_parser("status", help="per-stage ok / rejected / reasons / throughput of a run",
                             description="Print per-stage accounting of the latest run under ROOT (live while "
                             "a run is going).")
     status.add_argument("root", metavar="ROOT", help="output root of a job")
     status.add_argument("--run", help="run id (default: the latest)")
-    status.set_defaults(handler=_cmd_status)
+    status.set_defaults(func=_cmd_status)
 
     add_synth_parser(sub)
     return parser
@@ -82,4 +82,4 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    return args.handler(args)
+    return args.func(args)

@@ -51,6 +51,9 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+WRITE_BLOCK_FRAMES = 65536
+
+
 def encode_audio(
     audio: np.ndarray, sample_rate: int, fmt: str, *, subtype: str | None = None, stream_serial: int = 1
 ) -> bytes:
@@ -63,7 +66,13 @@ def encode_audio(
         raise ValueError(f"unsupported audio format {fmt!r}: use one of {', '.join(AUDIO_FORMATS)}")
     container, default_subtype = AUDIO_FORMATS[fmt]
     buffer = io.BytesIO()
-    sf.write(buffer, audio, sample_rate, format=container, subtype=subtype or default_subtype)
+    channels = 1 if audio.ndim == 1 else audio.shape[1]
+    with sf.SoundFile(
+        buffer, "w", sample_rate, channels, format=container, subtype=subtype or default_subtype
+    ) as out:
+        # libsndfile's Vorbis encoder crashes on one long write (~50 s and up); blocks are safe.
+        for start in range(0, len(audio), WRITE_BLOCK_FRAMES):
+            out.write(audio[start : start + WRITE_BLOCK_FRAMES])
     data = buffer.getvalue()
     return set_ogg_serial(data, stream_serial) if container == "OGG" else data
 

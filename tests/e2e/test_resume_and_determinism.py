@@ -18,12 +18,12 @@ from songtools import job_toml, tone, write_manifest
 from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.storage import Storage
 
-SONGS = 10
+SONGS = 12
 
 
 @pytest.fixture(scope="module")
 def long_songs(tmp_path_factory) -> Path:
-    """Ten 40 s songs: long enough that standardize takes a while, so a kill lands mid-stage."""
+    """Twelve 40 s songs: long enough that standardize takes a while, so a kill lands mid-stage."""
     src = tmp_path_factory.mktemp("songs")
     rows = []
     for i in range(SONGS):
@@ -89,14 +89,15 @@ def test_deterministic_rerun_and_resume_after_killed_driver(tmp_path, long_songs
     parts = tmp_path / "k" / "out" / "ledger" / "standardize"
     proc = cli("run", str(killed), start_new_session=True)
     deadline = time.monotonic() + 240
-    while len(list(parts.glob("part-*.parquet"))) < 3:
+    while len(list(parts.glob("part-*.parquet"))) < 2:
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    time.sleep(5)  # a worker may finish the batches already handed to it before it notices
     done_before = {r["fingerprint"] for r in Ledger(Storage(str(tmp_path / "k" / "out"))).read("standardize").to_pylist()}
-    assert 3 <= len(done_before) < SONGS, "the kill must land mid-stage"
+    assert 2 <= len(done_before) < SONGS, "the kill must land mid-stage"
 
     run_cli("run", str(killed))
     resumed = {r["fingerprint"]: r for r in run_rows(tmp_path / "k" / "out", "standardize")}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up everything songcorpus needs on a fresh machine; safe to run again (it skips what is done).
+#   - the Debian package fluidsynth (renders the synthetic corpus' accompaniment), installed when
+#     running as root, otherwise named with the exact command to run;
+#   - uv (from PyPI, into .tools/uv) and the Python environment .venv from uv.lock.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION=0.13.8
+PYTHON=${SONGCORPUS_PYTHON:-python3.11}
+
+if ! command -v fluidsynth >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing the Debian package fluidsynth"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fluidsynth >/dev/null
+  else
+    echo "bootstrap: fluidsynth is missing; install it with: sudo apt-get install fluidsynth" >&2
+    echo "           (only the synthetic corpus needs it; everything else works without)" >&2
+  fi
+fi
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "bootstrap: $PYTHON not found; install Python 3.11 or set SONGCORPUS_PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+
+if [ ! -x .tools/uv/bin/uv ] || [ "$(.tools/uv/bin/uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  echo "bootstrap: installing uv $UV_VERSION into .tools/uv"
+  "$PYTHON" -m venv .tools/uv
+  .tools/uv/bin/pip install -q "uv==$UV_VERSION"
+fi
+
+stamp=.venv/.songcorpus-lock-sha256
+want=$(sha256sum uv.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: creating .venv from uv.lock (first time: a few GB, mostly torch)"
+  UV_PYTHON_DOWNLOADS=never .tools/uv/bin/uv sync --frozen --python "$PYTHON"
+  echo "$want" > "$stamp"
+fi
