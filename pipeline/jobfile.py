@@ -26,14 +26,34 @@ def _describe(err: dict) -> str:
     return f"{path}: {err['msg']}{got_text}"
 
 
-def parse_job(text: str, *, source: str = "<job>", root: str | None = None) -> JobSpec:
-    """Parse and validate job TOML text; ``root`` overrides the job's own output root."""
+#: Keys holding paths; local ones are made absolute against the current folder when the job is read,
+#: so that every Ray worker sees the same files whatever its working directory.
+PATH_KEYS = (("root",), ("input", "manifest"), ("input", "directory"), ("input", "base_dir"),
+             ("stages", "separate", "repo"))
+
+
+def _absolute_paths(data: dict, base: Path) -> None:
+    for keys in PATH_KEYS:
+        parent = data
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        value = parent.get(keys[-1]) if isinstance(parent, dict) else None
+        if isinstance(value, str) and "://" not in value:
+            parent[keys[-1]] = str((base / value).resolve())
+
+
+def parse_job(text: str, *, source: str = "<job>", root: str | None = None, base: Path | None = None) -> JobSpec:
+    """Parse and validate job TOML text; ``root`` overrides the job's own output root.
+
+    Relative local paths resolve against ``base`` (default: the current folder).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise JobSpecError(f"{source}: not valid TOML: {exc}") from None
     if root is not None:
         data["root"] = root
+    _absolute_paths(data, base or Path.cwd())
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:

@@ -73,7 +73,7 @@ def run_phase(
                 progress.rows_seen += batch.num_rows
                 if keep:
                     collected.append(batch)
-        except BaseException as exc:  # surfaced in the driver thread below
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the driver thread below
             failure.append(exc)
 
     consumer = threading.Thread(target=consume, name="phase-consumer", daemon=True)

@@ -9,6 +9,7 @@ from .stage import Stage
 _STAGES: dict[str, str] = {
     "ingest": "songcorpus.stages.ingest:IngestStage",
     "standardize": "songcorpus.stages.standardize:StandardizeStage",
+    "separate": "songcorpus.stages.separate:SeparateStage",
 }
 
 

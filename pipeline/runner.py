@@ -7,7 +7,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import ray
@@ -37,7 +37,7 @@ class RunResult:
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def split_phases(stages: list[type[Stage]]) -> list[list[type[Stage]]]:
@@ -66,12 +66,16 @@ def run_job(job: JobSpec, job_text: str) -> RunResult:
     started = time.time()
     log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
     plans: list[StagePlan] = []
+    notices: list[str] = []
     status = "failed"
     rows = source.rows
     try:
         for phase in split_phases(classes):
-            rows, phase_plans = run_chain(ctx, [(cls, getattr(job.stages, cls.name)) for cls in phase], rows)
+            rows, phase_plans, phase_notices = run_chain(
+                ctx, [(cls, getattr(job.stages, cls.name)) for cls in phase], rows
+            )
             plans.extend(phase_plans)
+            notices.extend(phase_notices)
         status = "completed"
     except StallError:
         status = "stalled"
@@ -81,7 +85,7 @@ def run_job(job: JobSpec, job_text: str) -> RunResult:
             ledger.compact(cls.name)
         report = report_mod.build_report(
             ledger=ledger, job=job, run_id=run_id, status=status, started=started, finished=time.time(),
-            stages=classes, plans=plans, notices=source.notices,
+            stages=classes, plans=plans, notices=notices + source.notices,
         )
         report_path = report_mod.write_report(storage, run_dir, report)
     return RunResult(run_id, status, report, report_path)
@@ -101,11 +105,11 @@ class PhaseContext:
 
 def run_chain(
     ctx: PhaseContext, stages: list[tuple[type[Stage], StageConfig]], rows: list[dict]
-) -> tuple[list[dict], list[StagePlan]]:
+) -> tuple[list[dict], list[StagePlan], list[str]]:
     """Run one phase (stages that stream into each other) over ``rows``.
 
     Returns the input rows of the next phase (the ok outputs when the last stage is a barrier,
-    else none) and the resource plan that was used.
+    else none), the resource plan that was used, and the stages' notices for the report.
     """
     ledger = Ledger(ctx.storage)
     plans = fit_resources({cls.name: cfg.resources for cls, cfg in stages}, ctx.cluster.cpus, ctx.cluster.gpus)
@@ -113,20 +117,23 @@ def run_chain(
         if p.note:
             log.warning("%s: %s", p.stage, p.note)
     planned = []
+    notices: list[str] = []
     for (cls, cfg), plan in zip(stages, plans):
         task = StageTask(
             stage_cls=cls, config=cfg, root=ctx.storage.root, run_id=ctx.run_id,
             max_attempts=ctx.max_attempts, input_base=ctx.input_base, log_outcomes=not cls.barrier,
         )
-        weights = cls(cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id)).weights_hash()
+        driver_side = cls(cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id))
+        weights = driver_side.weights_hash()  # also the preflight: a model that cannot load stops here
+        notices += driver_side.notices()
         planned.append(PlannedStage(task, plan, weights, ray.put(ledger.priors(cls.name))))
     if not rows:
         log.info("phase %s has no input rows", [cls.name for cls, _ in stages])
-        return [], plans
+        return [], plans, notices
     table = run_phase(ctx.storage, rows, planned, stall_timeout_s=ctx.stall_timeout_s)
     last, last_cfg = stages[-1]
     if not last.barrier:
-        return [], plans
+        return [], plans, notices
     finisher = last(last_cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id))
     outcomes = finisher.finalize(_outcomes_from_table(table))
     ledger.append(ctx.run_id, last.name, last.version, outcomes)
@@ -135,7 +142,7 @@ def run_chain(
         if o.status == OK:
             item_id, fingerprint = finisher.hand_off(o.item_id, o.fingerprint, o.record)
             next_rows.append({"item_id": item_id, "fingerprint": fingerprint, "record": o.record})
-    return next_rows, plans
+    return next_rows, plans, notices
 
 
 def _outcomes_from_table(table: pa.Table | None) -> list[Outcome]:

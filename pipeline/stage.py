@@ -82,6 +82,10 @@ class Stage(ABC, Generic[C]):
     def setup(self) -> None:
         """Load models and other per-worker state. Called once per worker before any item."""
 
+    def notices(self) -> list[str]:
+        """Lines the run report must show first (e.g. that a smoke-test model was used)."""
+        return []
+
     def weights_hash(self) -> str | None:
         """Hash of the model weights this stage uses (part of its fingerprint); None if it has none."""
         return None
@@ -89,6 +93,20 @@ class Stage(ABC, Generic[C]):
     @abstractmethod
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         """Compute one item. ``fingerprint`` names this output, e.g. for artifact paths."""
+
+    def process_batch(self, items: list[tuple[str, dict, str]]) -> list[Result | BaseException]:
+        """Compute several ``(item_id, record, fingerprint)`` at once; one result or exception per item.
+
+        The default calls :meth:`process` per item. Stages that gain from batching across items
+        (a GPU model fed segments of many songs) override it, keeping failures per item.
+        """
+        results: list[Result | BaseException] = []
+        for item_id, record, fingerprint in items:
+            try:
+                results.append(self.process(item_id, record, fingerprint))
+            except Exception as exc:  # noqa: BLE001 - becomes this item's rejection
+                results.append(exc)
+        return results
 
     def hand_off(self, item_id: str, fingerprint: str, record: dict) -> tuple[str, str]:
         """The (item id, input fingerprint) the next stage sees for an ok output.

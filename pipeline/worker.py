@@ -17,7 +17,7 @@ from ..schemas.base import StageConfig
 from ..schemas.records import OK, REJECTED, Outcome
 from .fingerprint import stage_fingerprint
 from .ledger import Ledger, Prior, outcomes_to_table
-from .stage import Reject, Stage, StageContext
+from .stage import Reject, Result, Stage, StageContext
 from .storage import Storage, artifact_path
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,13 @@ RECORD_FILE = "record.json"
 #: Extra columns on a worker's output: what the next stage knows the item by (see Stage.hand_off).
 NEXT_ITEM_ID = "next_item_id"
 NEXT_FINGERPRINT = "next_fingerprint"
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    input_fingerprint: str
+    record_json: str
 
 
 @dataclass(frozen=True)
@@ -59,13 +66,13 @@ class StageWorker:
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        outcomes = []
-        for row in batch.to_pylist():
-            if row.get("status", OK) != OK:
-                continue  # rejected upstream: already accounted for in that stage's ledger
-            item_id = row.get(NEXT_ITEM_ID) or row["item_id"]
-            input_fp = row.get(NEXT_FINGERPRINT) or row["fingerprint"]
-            outcomes.append(self.run_item(item_id, input_fp, row["record"]))
+        items = [
+            Item(row.get(NEXT_ITEM_ID) or row["item_id"], row.get(NEXT_FINGERPRINT) or row["fingerprint"],
+                 row["record"])
+            for row in batch.to_pylist()
+            if row.get("status", OK) == OK  # rejected upstream: accounted for in that stage's ledger
+        ]
+        outcomes = self.run_items(items)
         if self.task.log_outcomes:
             self.ledger.append(self.task.run_id, self.stage.name, self.stage.version, outcomes)
         table = outcomes_to_table(self.task.run_id, self.stage.name, self.stage.version, outcomes)
@@ -85,32 +92,41 @@ class StageWorker:
             input_fingerprint=input_fingerprint,
         )
 
-    def run_item(self, item_id: str, input_fingerprint: str, record_json: str) -> Outcome:
-        fp = self.fingerprint(input_fingerprint)
-        prior = self.priors.get(fp)
-        if (
-            prior is not None
-            and prior.is_final(self.task.max_attempts)
-            and prior.reason not in self.stage.recheck_reasons
-        ):
-            reused = self._reuse(item_id, fp, prior)
-            if reused is not None:
-                return reused
-        attempt = 1 if prior is None else prior.attempts + 1
-        started = time.perf_counter()
-        outcome = self._compute(item_id, fp, json.loads(record_json))
-        outcome.attempt = attempt
-        outcome.seconds = time.perf_counter() - started
-        outcome.finished_at = time.time()
-        outcome.worker = self.worker_name
-        return outcome
+    def run_items(self, items: list[Item]) -> list[Outcome]:
+        """Outcomes in input order: reused where a final prior exists, else computed as one batch."""
+        outcomes: list[Outcome | None] = []
+        todo: list[tuple[int, str, int, Item]] = []
+        for item in items:
+            fp = self.fingerprint(item.input_fingerprint)
+            prior = self.priors.get(fp)
+            reusable = (
+                prior is not None
+                and prior.is_final(self.task.max_attempts)
+                and prior.reason not in self.stage.recheck_reasons
+            )
+            reused = self._reuse(item.item_id, fp, prior) if reusable else None
+            outcomes.append(reused)
+            if reused is None:
+                todo.append((len(outcomes) - 1, fp, 1 if prior is None else prior.attempts + 1, item))
+        if todo:
+            started = time.perf_counter()
+            results = self.stage.process_batch(
+                [(item.item_id, json.loads(item.record_json), fp) for _, fp, _, item in todo]
+            )
+            per_item = (time.perf_counter() - started) / len(todo)
+            for (index, fp, attempt, item), result in zip(todo, results, strict=True):
+                outcome = self._outcome(item.item_id, fp, result)
+                outcome.attempt, outcome.seconds = attempt, per_item
+                outcome.finished_at, outcome.worker = time.time(), self.worker_name
+                outcomes[index] = outcome
+        return [o for o in outcomes if o is not None]
 
     def _reuse(self, item_id: str, fp: str, prior: Prior) -> Outcome | None:
         """An outcome from an earlier run, or None if its artifacts are gone and it must be redone."""
-        common = dict(
-            item_id=item_id, fingerprint=fp, reused=True, attempt=prior.attempts,
-            finished_at=time.time(), worker=self.worker_name,
-        )
+        common = {
+            "item_id": item_id, "fingerprint": fp, "reused": True, "attempt": prior.attempts,
+            "finished_at": time.time(), "worker": self.worker_name,
+        }
         if prior.status == OK:
             rel = artifact_path(self.stage.name, fp, RECORD_FILE)
             try:
@@ -123,15 +139,16 @@ class StageWorker:
             status=REJECTED, reason=prior.reason, message=prior.message, retryable=prior.retryable, **common
         )
 
-    def _compute(self, item_id: str, fp: str, record: dict) -> Outcome:
-        try:
-            result = self.stage.process(item_id, record, fp)
-        except Reject as rej:
-            return Outcome(item_id, fp, REJECTED, reason=rej.reason, message=rej.message, retryable=rej.retryable)
-        except Exception as exc:  # one bad item must never fail its batch
-            log.warning("%s failed on %s: %s", self.stage.name, item_id, traceback.format_exc())
+    def _outcome(self, item_id: str, fp: str, result: Result | BaseException) -> Outcome:
+        if isinstance(result, Reject):
             return Outcome(
-                item_id, fp, REJECTED, reason=f"error_{type(exc).__name__}", message=str(exc)[:500],
+                item_id, fp, REJECTED, reason=result.reason, message=result.message, retryable=result.retryable
+            )
+        if isinstance(result, BaseException):  # one bad item must never fail its batch
+            log.warning("%s failed on %s: %s", self.stage.name, item_id, "".join(
+                traceback.format_exception(result)))
+            return Outcome(
+                item_id, fp, REJECTED, reason=f"error_{type(result).__name__}", message=str(result)[:500],
                 retryable=True,
             )
         self.storage.write_bytes(

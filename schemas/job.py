@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from .base import StrictModel
-from .stage_configs import IngestConfig, StandardizeConfig
+from .stage_configs import IngestConfig, SeparateConfig, StandardizeConfig
 
 #: The pipeline order of the stages a job can enable. A stage needs every stage before it.
-STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize")
+STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize", "separate")
 
 
 class SynthInput(StrictModel):
@@ -33,7 +33,7 @@ class InputSpec(StrictModel):
     base_dir: str | None = Field(None, description="root that manifest paths resolve against")
 
     @model_validator(mode="after")
-    def _exactly_one_source(self) -> "InputSpec":
+    def _exactly_one_source(self) -> InputSpec:
         given = [k for k in ("manifest", "directory", "synth") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of manifest, directory or synth (got {given or 'none'})")
@@ -54,6 +54,7 @@ class StagesSpec(StrictModel):
 
     ingest: IngestConfig = IngestConfig()
     standardize: StandardizeConfig | None = None
+    separate: SeparateConfig | None = None
 
     def enabled(self) -> list[str]:
         """Enabled stages in pipeline order, checked to be a prefix of :data:`STAGE_ORDER`."""
@@ -73,6 +74,6 @@ class JobSpec(StrictModel):
     stages: StagesSpec = StagesSpec()
 
     @model_validator(mode="after")
-    def _stages_form_a_prefix(self) -> "JobSpec":
+    def _stages_form_a_prefix(self) -> JobSpec:
         self.stages.enabled()
         return self

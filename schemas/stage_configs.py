@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from .base import Resources, StageConfig
@@ -32,7 +34,30 @@ class StandardizeConfig(StageConfig):
     clip_level: float = Field(0.999, gt=0, le=1, description="|sample| at or above this counts as clipped")
 
     @model_validator(mode="after")
-    def _bounds_ordered(self) -> "StandardizeConfig":
+    def _bounds_ordered(self) -> StandardizeConfig:
         if self.min_seconds >= self.max_seconds:
             raise ValueError(f"min_seconds ({self.min_seconds}) must be below max_seconds ({self.max_seconds})")
         return self
+
+
+class SeparateConfig(StageConfig):
+    """Demucs source separation into vocals and accompaniment."""
+
+    resources: Resources = Resources(num_cpus=1.0, num_gpus=0.0, batch_size=4, max_workers=4)
+    model: str = Field("htdemucs", description="Demucs model name (htdemucs, htdemucs_ft, mdx_extra, ...)")
+    repo: str | None = Field(
+        None, description="local Demucs model repository (folder of .th/.yaml); none = Hugging Face cache/hub"
+    )
+    segment: float | None = Field(None, gt=0, description="seconds per segment (default: the model's own)")
+    overlap: float = Field(0.25, ge=0, lt=1, description="overlap between consecutive segments")
+    shifts: int = Field(0, ge=0, le=20, description="random time shifts averaged (the 'shift trick')")
+    batch_segments: int = Field(8, ge=1, description="segments, across songs, in one forward pass")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when the worker has a GPU")
+    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="autocast dtype on GPU")
+    accompaniment: Literal["sum_of_stems", "mixture_minus_vocals"] = Field(
+        "mixture_minus_vocals", description="how the accompaniment stem is formed"
+    )
+    cpu_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
+    activity_frame_seconds: float = Field(0.02, gt=0, le=1, description="frame of the vocal-activity envelope")
+    activity_threshold_db: float = Field(-40.0, le=0, description="vocal frames above this (dBFS) are active")
+    seed: int = Field(0, description="seed of the shift trick's random offsets (outputs are deterministic)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from .pipeline.jobfile import JobSpecError, load_job
 
@@ -46,6 +47,37 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_smoke(args: argparse.Namespace) -> int:
+    from .stages.demucs_models import SMOKE_MODEL, build_smoke_repo
+
+    repo = build_smoke_repo(args.out / "demucs", SMOKE_MODEL, seed=args.seed)
+    print(f"Demucs smoke model {SMOKE_MODEL!r} in {repo}")
+    print(f'use it with: [stages.separate] model = "{SMOKE_MODEL}" repo = "{repo}"')
+    return 0
+
+
+def _cmd_eval_separation(args: argparse.Namespace) -> int:
+    import json
+
+    from .pipeline.storage import Storage
+    from .stages.separation_eval import evaluate_root
+
+    truth = args.truth or Path(Storage(args.root).full("synth"))
+    try:
+        result = evaluate_root(args.root, truth)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    Storage(args.root).write_bytes("eval/separation.json", json.dumps(result, indent=2).encode())
+    print(f"{'song':<24}{'vocals SDR':>12}{'accomp SDR':>12}")
+    for s in result["per_song"]:
+        print(f"{s['song_id']:<24}{s['vocals_sdr']:>12.2f}{s['accomp_sdr']:>12.2f}")
+    print(f"{'mean':<24}{result['mean_vocals_sdr'] or float('nan'):>12.2f}"
+          f"{result['mean_accomp_sdr'] or float('nan'):>12.2f}   ({result['songs']} songs, "
+          f"{len(result['skipped_without_truth'])} without truth; saved to eval/separation.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .synth.cli import add_synth_parser
 
@@ -71,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=_cmd_status)
 
     add_synth_parser(sub)
+
+    ev = sub.add_parser(
+        "eval-separation",
+        help="SDR of separated stems against known truth stems",
+        description="Score the latest separate run under ROOT against the true stems of a synthetic corpus "
+        "(manifest column truth_path). Prints SDR (dB) of vocals and accompaniment per song and the mean.",
+    )
+    ev.add_argument("root", metavar="ROOT", help="output root of a job that ran separate")
+    ev.add_argument("--truth", type=Path, help="folder of the synthetic corpus (default: ROOT/synth)")
+    ev.set_defaults(func=_cmd_eval_separation)
+
+    models = sub.add_parser("models", help="offline test models", description="Models for offline runs.")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    smoke = models_sub.add_parser(
+        "smoke",
+        help="build tiny random models in each library's own format",
+        description="Build small randomly initialised models (Demucs HTDemucs) and save them in the library's "
+        "own repository format under OUT, so jobs load them through the real loading code with no network. "
+        "Their outputs are meaningless; runs that use them say so in their report.",
+    )
+    smoke.add_argument("--out", type=Path, required=True, help="folder for the model repositories")
+    smoke.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    smoke.set_defaults(func=_cmd_models_smoke)
     return parser
 
 

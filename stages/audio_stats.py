@@ -25,7 +25,7 @@ class AudioStats:
 def frame_rms_db(audio: np.ndarray, sample_rate: int, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
     """RMS level in dBFS of consecutive frames of the channel mean (``audio`` is ``(channels, n)``)."""
     mono = audio.mean(axis=0)
-    hop = max(1, int(round(frame_seconds * sample_rate)))
+    hop = max(1, round(frame_seconds * sample_rate))
     frames = len(mono) // hop
     if frames == 0:
         return np.zeros(0)
