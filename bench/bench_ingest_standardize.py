@@ -22,7 +22,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pyarrow.parquet as pq
-
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job
 from songcorpus.synth.corpus import make_corpus

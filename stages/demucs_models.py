@@ -27,10 +27,15 @@ log = logging.getLogger(__name__)
 SMOKE_MODEL = "smoke_htdemucs"
 SMOKE_MARKER = "SMOKE_MODELS.json"
 SOURCES = ["drums", "bass", "other", "vocals"]
-#: Small enough to run a song in seconds on one CPU; the same architecture and code path as htdemucs.
+#: Random models buildable offline. ``smoke_htdemucs`` runs a song in seconds on one CPU with the
+#: same architecture and code path as htdemucs; ``smoke_htdemucs_full`` has htdemucs' full size
+#: (same compute as the pretrained model), for benchmarks.
 SMOKE_KWARGS = {
-    "channels": 4, "growth": 2, "depth": 4, "t_layers": 1, "t_heads": 1, "dconv_comp": 2,
-    "t_hidden_scale": 1.0, "segment": Fraction(39, 5),
+    SMOKE_MODEL: {
+        "channels": 4, "growth": 2, "depth": 4, "t_layers": 1, "t_heads": 1, "dconv_comp": 2,
+        "t_hidden_scale": 1.0, "segment": Fraction(39, 5),
+    },
+    "smoke_htdemucs_full": {"segment": Fraction(39, 5)},
 }
 
 
@@ -43,8 +48,10 @@ def build_smoke_repo(repo: Path, name: str = SMOKE_MODEL, seed: int = 0) -> Path
     bag_file = repo / f"{name}.yaml"
     if bag_file.exists():
         return repo
+    if name not in SMOKE_KWARGS:
+        raise ValueError(f"unknown smoke model {name!r}; known: {sorted(SMOKE_KWARGS)}")
     torch.manual_seed(seed)
-    model = HTDemucs(SOURCES, samplerate=44100, audio_channels=2, **SMOKE_KWARGS)
+    model = HTDemucs(SOURCES, samplerate=44100, audio_channels=2, **SMOKE_KWARGS[name])
     args, kwargs = model._init_args_kwargs
     package = {
         "klass": HTDemucs, "args": args, "kwargs": kwargs,
@@ -56,13 +63,16 @@ def build_smoke_repo(repo: Path, name: str = SMOKE_MODEL, seed: int = 0) -> Path
     tmp = bag_file.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump({"models": [signature]}))
     tmp.replace(bag_file)
-    (repo / SMOKE_MARKER).write_text(json.dumps({"models": [name], "seed": seed, "random_weights": True}))
+    marker = repo / SMOKE_MARKER
+    known = json.loads(marker.read_text())["models"] if marker.exists() else []
+    marker.write_text(json.dumps({"models": sorted({*known, name}), "random_weights": True}))
     log.info("built smoke Demucs model %s in %s", name, repo)
     return repo
 
 
 def is_smoke(model: str, repo: str | None) -> bool:
-    return repo is not None and model.startswith("smoke_") and (Path(repo) / SMOKE_MARKER).exists()
+    marker = Path(repo) / SMOKE_MARKER if repo else None
+    return marker is not None and marker.exists() and model in json.loads(marker.read_text())["models"]
 
 
 def load_separator(model: str, repo: str | None) -> BagOfModels | HTDemucs:
@@ -70,7 +80,7 @@ def load_separator(model: str, repo: str | None) -> BagOfModels | HTDemucs:
 
     A ``smoke_*`` model missing from ``repo`` is built first, so the offline demo runs anywhere.
     """
-    if repo is not None and model.startswith("smoke_"):
+    if repo is not None and model in SMOKE_KWARGS:
         build_smoke_repo(Path(repo), model)
     if repo is not None and not Path(repo).is_dir():
         raise ValueError(f"stages.separate.repo: {repo} is not a folder of Demucs models")

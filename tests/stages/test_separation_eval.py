@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-
 from songcorpus.stages.separation_eval import score_song, sdr
 
 
