@@ -65,8 +65,8 @@ class SeparateStage(Stage[SeparateConfig]):
     def notices(self) -> list[str]:
         if is_smoke(self.config.model, self.config.repo):
             return [
-                f"separate used the smoke-test model {self.config.model} (random weights, built offline): "
-                "its stems are not real separations"
+                (f"separate used the smoke-test model {self.config.model} (random weights, built offline): "
+                "its stems are not real separations")
             ]
         return []
 
@@ -104,7 +104,7 @@ class SeparateStage(Stage[SeparateConfig]):
     def _load(self, record: dict) -> tuple[np.ndarray, int]:
         try:
             mix, rate = read_flac(self.context.storage.read_bytes(record["audio"]))
-        except Exception as exc:
+        except (OSError, RuntimeError) as exc:  # libsndfile errors are RuntimeErrors
             raise Reject(
                 "input_artifact_unreadable",
                 f"standardized audio {record.get('audio')} cannot be read ({exc}); delete it to redo standardize",

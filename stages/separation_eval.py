@@ -58,7 +58,7 @@ def evaluate_root(root: str, truth_dir: Path) -> dict:
     table = Ledger(storage).read("separate")
     if table.num_rows == 0:
         raise ValueError(f"{root} has no separate outcomes: run a job with [stages.separate] first")
-    latest = sorted(set(table["run_id"].to_pylist()))[-1]
+    latest = max(set(table["run_id"].to_pylist()))
     rows = table.filter(pc.and_(pc.equal(table["run_id"], latest), pc.equal(table["status"], "ok")))
     scores, skipped = [], []
     for row in rows.to_pylist():

@@ -104,10 +104,8 @@ def test_corrupt_input_artifact_rejects_that_song_only(tmp_path, smoke_repo):
     good, _ = _song(storage, "good", 6.0, 1)
     bad, _ = _song(storage, "bad", 6.0, 2)
     path = storage.full(bad["audio"])
-    data = bytearray(open(path, "rb").read())
-    data[:64] = b"\0" * 64
-    with open(path, "wb") as f:
-        f.write(data)
+    with open(path, "r+b") as f:
+        f.write(b"\0" * 64)  # wipe the FLAC header
     good_result, bad_result = stage.process_batch([("good", good, "f1"), ("bad", bad, "f2")])
     assert good_result.record["song_id"] == "good"
     assert isinstance(bad_result, Reject) and bad_result.reason == "input_artifact_unreadable"
