@@ -29,7 +29,7 @@ def _describe(err: dict) -> str:
 #: Keys holding paths; local ones are made absolute against the current folder when the job is read,
 #: so that every Ray worker sees the same files whatever its working directory.
 PATH_KEYS = (("root",), ("input", "manifest"), ("input", "directory"), ("input", "base_dir"),
-             ("stages", "separate", "repo"))
+             ("stages", "separate", "repo"), ("stages", "align", "smoke_dir"))
 
 
 def _absolute_paths(data: dict, base: Path) -> None:

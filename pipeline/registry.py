@@ -10,6 +10,7 @@ _STAGES: dict[str, str] = {
     "ingest": "songcorpus.stages.ingest:IngestStage",
     "standardize": "songcorpus.stages.standardize:StandardizeStage",
     "separate": "songcorpus.stages.separate:SeparateStage",
+    "align": "songcorpus.stages.align:AlignStage",
 }
 
 

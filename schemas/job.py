@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from .base import StrictModel
-from .stage_configs import IngestConfig, SeparateConfig, StandardizeConfig
+from .stage_configs import AlignConfig, IngestConfig, SeparateConfig, StandardizeConfig
 
 #: The pipeline order of the stages a job can enable. A stage needs every stage before it.
-STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize", "separate")
+STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize", "separate", "align")
 
 
 class SynthInput(StrictModel):
@@ -55,6 +55,7 @@ class StagesSpec(StrictModel):
     ingest: IngestConfig = IngestConfig()
     standardize: StandardizeConfig | None = None
     separate: SeparateConfig | None = None
+    align: AlignConfig | None = None
 
     def enabled(self) -> list[str]:
         """Enabled stages in pipeline order, checked to be a prefix of :data:`STAGE_ORDER`."""

@@ -61,3 +61,21 @@ class SeparateConfig(StageConfig):
     activity_frame_seconds: float = Field(0.02, gt=0, le=1, description="frame of the vocal-activity envelope")
     activity_threshold_db: float = Field(-40.0, le=0, description="vocal frames above this (dBFS) are active")
     seed: int = Field(0, description="seed of the shift trick's random offsets (outputs are deterministic)")
+
+
+class AlignConfig(StageConfig):
+    """WhisperX forced alignment of the known lyrics to the vocals stem."""
+
+    resources: Resources = Resources(num_cpus=1.0, batch_size=2, max_workers=4)
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="language -> wav2vec2 CTC model (Hugging Face name or local folder); default: WhisperX' own",
+    )
+    smoke_dir: str | None = Field(
+        None, description="folder for offline random test models: every language uses the tiny smoke model"
+    )
+    default_language: str = Field("en", description="language of songs whose manifest row names none")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    chunk_seconds: float = Field(20.0, gt=1, le=120, description="audio per CTC pass when locating lines")
+    line_pad_seconds: float = Field(0.3, ge=0, description="slack around LRC line windows")
+    max_line_seconds: float = Field(30.0, gt=0, description="window of an LRC line with no following timestamp")

@@ -1,0 +1,155 @@
+"""align: WhisperX forced alignment of the known lyrics to the separated vocals.
+
+LRC lyrics give each line a window directly. Plain-text lyrics are first located in the song by a
+coarse CTC pass over the whole vocals stem (see ``coarse_align``). WhisperX then aligns the words
+of every line inside its window. Output: per line and per word start, end and score, plus the
+song's coverage (share of lyric lines aligned) and mean score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+
+import nltk
+import numpy as np
+import torch
+import torchaudio.functional as taf
+import whisperx
+from whisperx.utils import PUNKT_LANGUAGES
+
+from ..pipeline.stage import Reject, Result, Stage
+from ..pipeline.storage import artifact_path
+from ..schemas.lyrics import LyricLine
+from ..schemas.stage_configs import AlignConfig
+from .align_models import SMOKE_ALIGN_MODEL, build_smoke_align_model, is_smoke_folder, provision_punkt
+from .audio_io import read_flac
+from .coarse_align import SAMPLE_RATE, emissions, line_windows
+from .lyrics import LyricsError, parse_lyrics
+
+log = logging.getLogger(__name__)
+
+
+class AlignStage(Stage[AlignConfig]):
+    """Songs with vocals stems and lyrics in, word- and line-level timings out."""
+
+    name = "align"
+    version = 1
+    config_type = AlignConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+        )
+        punkt_root = Path(cfg.smoke_dir) / "nltk_data" if cfg.smoke_dir else None
+        if punkt_root is not None:
+            provision_punkt(punkt_root, sorted({*PUNKT_LANGUAGES.values(), "english"}))
+            if str(punkt_root) not in nltk.data.path:
+                nltk.data.path.insert(0, str(punkt_root))
+        self._models: dict[str, tuple[torch.nn.Module, dict]] = {}
+
+    def _model_name(self, language: str) -> str | None:
+        if self.config.smoke_dir:
+            return str(build_smoke_align_model(Path(self.config.smoke_dir) / SMOKE_ALIGN_MODEL))
+        return self.config.models.get(language)
+
+    def _model(self, language: str) -> tuple[torch.nn.Module, dict]:
+        """The alignment model for ``language``, loaded once per worker through WhisperX."""
+        if language not in self._models:
+            try:
+                self._models[language] = whisperx.load_align_model(
+                    language, str(self.device), model_name=self._model_name(language)
+                )
+            except Exception as exc:
+                raise Reject(
+                    "no_alignment_model",
+                    f"no alignment model for language {language!r} ({exc}); set stages.align.models.{language}",
+                ) from None
+        return self._models[language]
+
+    def weights_hash(self) -> str:
+        """Names the models (and hashes the smoke model's weights) so a model swap re-runs alignment."""
+        h = hashlib.sha256(json.dumps(self.config.models, sort_keys=True).encode())
+        if self.config.smoke_dir:
+            folder = build_smoke_align_model(Path(self.config.smoke_dir) / SMOKE_ALIGN_MODEL)
+            h.update((folder / "model.safetensors").read_bytes())
+        return h.hexdigest()[:32]
+
+    def notices(self) -> list[str]:
+        if self.config.smoke_dir:
+            return [f"align used the smoke-test model {SMOKE_ALIGN_MODEL} (random weights): its timings are not real"]
+        return []
+
+    def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        language = record.get("language") or self.config.default_language
+        try:
+            lyrics = parse_lyrics(record["lyrics"], language=language, duration=record.get("duration"))
+        except LyricsError as exc:
+            where = f" (line {exc.line})" if exc.line else ""
+            raise Reject(exc.reason, f"{exc.message}{where}") from None
+        vocals, rate = read_flac(self.context.storage.read_bytes(record["vocals"]))
+        audio = taf.resample(torch.from_numpy(vocals.mean(axis=0)), rate, SAMPLE_RATE)
+        seconds = audio.shape[-1] / SAMPLE_RATE
+        model, metadata = self._model(language)
+        windows = self._windows(lyrics.lines, model, metadata, audio, seconds)
+        lines = self._align_lines(lyrics.lines, windows, model, metadata, audio)
+        aligned = [line for line in lines if line["start"] is not None]
+        scores = [line["score"] for line in aligned if line["score"] is not None]
+        summary = {
+            "language": language,
+            "lyrics_format": lyrics.format,
+            "lines_total": len(lines),
+            "lines_aligned": len(aligned),
+            "coverage": round(len(aligned) / len(lines), 4) if lines else 0.0,
+            "mean_score": round(float(np.mean(scores)), 4) if scores else 0.0,
+            "notes": list(lyrics.notes),
+        }
+        rel = artifact_path(self.name, fingerprint, "alignment.json")
+        self.context.storage.write_bytes(rel, json.dumps({**summary, "lines": lines}, ensure_ascii=False).encode())
+        return Result({**record, "alignment": rel, **{f"align_{k}": v for k, v in summary.items()}},
+                      audio_seconds=seconds)
+
+    def _windows(self, lines: tuple[LyricLine, ...], model, metadata, audio, seconds) -> list:
+        cfg = self.config
+        if all(line.start is not None for line in lines):
+            return [
+                (max(0.0, line.start - cfg.line_pad_seconds),
+                 min(seconds, (line.end if line.end is not None else line.start + cfg.max_line_seconds)
+                     + cfg.line_pad_seconds))
+                for line in lines
+            ]
+        log_probs = emissions(model, audio, cfg.chunk_seconds, self.device)
+        return line_windows([line.text for line in lines], log_probs, metadata["dictionary"], seconds)
+
+    def _align_lines(self, lines, windows, model, metadata, audio) -> list[dict]:
+        """WhisperX word alignment inside each line's window, one line at a time.
+
+        One call per line, because WhisperX may split a segment into sentences: all words it returns
+        for the call belong to that line.
+        """
+        samples = audio.numpy()
+        out = []
+        for index, (line, window) in enumerate(zip(lines, windows)):
+            entry = {"index": index, "text": line.text, "start": None, "end": None, "score": None, "words": []}
+            if window is not None:
+                segment = {"text": line.text, "start": window[0], "end": window[1]}
+                result = whisperx.align([segment], model, metadata, samples, str(self.device))
+                words = [
+                    {"word": w["word"], "start": round(float(w["start"]), 3), "end": round(float(w["end"]), 3),
+                     "score": round(float(w.get("score", 0.0)), 4)}
+                    for seg in result["segments"] for w in seg.get("words", [])
+                    if _finite(w.get("start")) and _finite(w.get("end"))
+                ]
+                if words:
+                    entry.update(start=words[0]["start"], end=words[-1]["end"], words=words,
+                                 score=round(float(np.mean([w["score"] for w in words])), 4))
+            out.append(entry)
+        return out
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
