@@ -11,6 +11,8 @@ _STAGES: dict[str, str] = {
     "standardize": "songcorpus.stages.standardize:StandardizeStage",
     "separate": "songcorpus.stages.separate:SeparateStage",
     "align": "songcorpus.stages.align:AlignStage",
+    "segment": "songcorpus.stages.segment:SegmentStage",
+    "filter": "songcorpus.stages.filter:FilterStage",
 }
 
 

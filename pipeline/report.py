@@ -96,7 +96,10 @@ def build_report(
         summaries.append(stage_summary(cls.name, cls.version, rows))
         if not durations["counts"]:
             durations = duration_histogram(rows)
+    clips_rel = "tables/clips_summary.json"
+    planned_clips = "filter" in [cls.name for cls in stages] and ledger.storage.exists(clips_rel)
     return {
+        "clips": json.loads(ledger.storage.read_bytes(clips_rel)) if planned_clips else None,
         "job": job.name,
         "run_id": run_id,
         "status": status,

@@ -265,6 +265,29 @@ def _plots(report: dict[str, Any], stages: Sequence[dict[str, Any]]) -> str:
     return f'<div class="plots">{"".join(parts)}</div>'
 
 
+def _clips_section(clips: dict[str, Any] | None) -> str:
+    """Clips per song, clip lengths and clip-level drops, when the run planned clips."""
+    if not clips:
+        return ""
+    lengths, per_song = clips.get("clip_seconds") or {}, clips.get("clips_per_song") or {}
+    plots = [
+        _plot(report_plots.durations_svg(lengths.get("edges") or [], lengths.get("counts") or [],
+                                         "Clip lengths", "clip length (seconds)", "clips", "clip"),
+              "Clip lengths: no clips."),
+        _plot(report_plots.durations_svg(per_song.get("edges") or [], per_song.get("counts") or [],
+                                         "Clips per song", "clips in the song", "songs", "cps"),
+              "Clips per song: no clips."),
+    ]
+    drops = [f"<tr><td>{_e(reason)}</td><td class='n'>{_int(count)}</td></tr>"
+             for reason, count in (clips.get("dropped") or {}).items()]
+    return (
+        f"<h2>Clips</h2><p>{_int(clips.get('clips'))} clips, {_float(clips.get('hours'), 2)} h, "
+        f"from {_int(clips.get('songs'))} songs.</p>"
+        f'<div class="plots">{"".join(plots)}</div>'
+        + _table([("Clip-level drop reason", False), ("Lines / clips", True)], drops, "No clip was dropped.")
+    )
+
+
 def render_report_html(report: dict[str, Any]) -> str:
     """Render a run report (the ``report.json`` dict of a pipeline run) as one self-contained HTML page."""
     if not isinstance(report, dict):
@@ -280,6 +303,7 @@ def render_report_html(report: dict[str, Any]) -> str:
         _stage_table(stages),
         "<h2>Plots</h2>",
         _plots(report, stages),
+        _clips_section(report.get("clips")),
         "<h2>Rejects by reason</h2>",
         _reasons_table(stages),
         "<h2>Resource plan</h2>",

@@ -71,8 +71,15 @@ def _figure(rows: int, base: float = 1.6, per_row: float = 0.38) -> Figure:
     return Figure(figsize=(7.5, max(3.6, base + per_row * rows)), dpi=100, layout="constrained")
 
 
-def durations_svg(edges: Sequence[float], counts: Sequence[float]) -> str | None:
-    """Histogram of song durations (seconds) from precomputed bin edges and counts."""
+def durations_svg(
+    edges: Sequence[float],
+    counts: Sequence[float],
+    title: str = "Song durations",
+    xlabel: str = "duration (seconds)",
+    ylabel: str = "songs",
+    prefix: str = "dur",
+) -> str | None:
+    """Histogram (song durations by default) from precomputed bin edges and counts."""
     if len(edges) != len(counts) + 1 or not counts or sum(_num(c) for c in counts) <= 0:
         return None
     with matplotlib.rc_context(_RC):
@@ -81,12 +88,12 @@ def durations_svg(edges: Sequence[float], counts: Sequence[float]) -> str | None
         lefts = [_num(e) for e in edges[:-1]]
         widths = [_num(b) - _num(a) for a, b in itertools.pairwise(edges)]
         ax.bar(lefts, [_num(c) for c in counts], width=widths, align="edge", color=_WALL, edgecolor="white")
-        ax.set_title("Song durations")
-        ax.set_xlabel("duration (seconds)")
-        ax.set_ylabel("songs")
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="x", visible=False)
-        return _to_svg(fig, "dur")
+        return _to_svg(fig, prefix)
 
 
 def rejects_svg(stages: Sequence[dict[str, Any]]) -> str | None:

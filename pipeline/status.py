@@ -43,3 +43,35 @@ def status_text(root: str, run_id: str | None = None) -> str:
         f"{notices}run {run_id}: {state}\n{format_summary_table(summaries)}\n"
         f"accounting {'closed' if closed else 'NOT closed'}: input = ok + rejected for every stage"
     )
+
+
+def clip_plan_text(root: str) -> str:
+    """Songs, clips and hours after segment and filter in the latest run, and the loss at each rule."""
+    storage = Storage(root)
+    run_id = latest_run(storage)
+    ledger = Ledger(storage)
+    lines = [f"clip plan of run {run_id}"]
+    for stage in ("segment", "filter"):
+        table = ledger.read(stage)
+        rows = table.filter(pc.equal(table["run_id"], run_id)).to_pylist() if run_id else []
+        if not rows:
+            lines.append(f"{stage}: not run")
+            continue
+        ok = [json.loads(r["record"]) for r in rows if r["status"] == "ok"]
+        clips = sum(r["clip_count"] for r in ok)
+        hours = sum(r["clip_seconds"] for r in ok) / 3600
+        lines.append(f"{stage}: {len(rows)} songs in, {len(ok)} with clips: {clips} clips, {hours:.3f} h")
+        rejected: dict[str, int] = {}
+        for r in rows:
+            if r["status"] != "ok":
+                rejected[r["reason"]] = rejected.get(r["reason"], 0) + 1
+        dropped: dict[str, int] = {}
+        for record in ok:
+            for reason, count in record.get(f"{stage}_dropped", {}).items():
+                dropped[reason] = dropped.get(reason, 0) + count
+        for reason, count in sorted(rejected.items()):
+            lines.append(f"    songs rejected, {reason}: {count}")
+        for reason, count in sorted(dropped.items()):
+            what = "lines or spans" if stage == "segment" else "clips"
+            lines.append(f"    {what} dropped, {reason}: {count}")
+    return "\n".join(lines)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from .base import StrictModel
-from .stage_configs import AlignConfig, IngestConfig, SeparateConfig, StandardizeConfig
+from .stage_configs import (
+    AlignConfig,
+    FilterConfig,
+    IngestConfig,
+    SegmentConfig,
+    SeparateConfig,
+    StandardizeConfig,
+)
 
 #: The pipeline order of the stages a job can enable. A stage needs every stage before it.
-STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize", "separate", "align")
+STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize", "separate", "align", "segment", "filter")
 
 
 class SynthInput(StrictModel):
@@ -56,6 +63,8 @@ class StagesSpec(StrictModel):
     standardize: StandardizeConfig | None = None
     separate: SeparateConfig | None = None
     align: AlignConfig | None = None
+    segment: SegmentConfig | None = None
+    filter: FilterConfig | None = None
 
     def enabled(self) -> list[str]:
         """Enabled stages in pipeline order, checked to be a prefix of :data:`STAGE_ORDER`."""

@@ -79,3 +79,30 @@ class AlignConfig(StageConfig):
     chunk_seconds: float = Field(20.0, gt=1, le=120, description="audio per CTC pass when locating lines")
     line_pad_seconds: float = Field(0.3, ge=0, description="slack around LRC line windows")
     max_line_seconds: float = Field(30.0, gt=0, description="window of an LRC line with no following timestamp")
+
+
+class SegmentConfig(StageConfig):
+    """Clips of at most ``max_seconds`` that never split a lyric line, cut in silences between lines."""
+
+    resources: Resources = Resources(num_cpus=0.5, batch_size=8, max_workers=4)
+    max_seconds: float = Field(30.0, gt=0, description="longest clip (SongCreator: 30 s)")
+    min_seconds: float = Field(3.0, ge=0, description="shorter clips are merged into a neighbour or dropped")
+    pad_seconds: float = Field(0.25, ge=0, description="context kept before the first and after the last line")
+    min_gap_seconds: float = Field(0.0, ge=0, description="gaps between lines shorter than this are not cut")
+    instrumental: Literal["keep", "drop", "cap"] = Field("drop", description="clips without lyrics")
+    instrumental_cap_seconds: float = Field(30.0, ge=0, description="with instrumental = 'cap': seconds kept per song")
+
+
+class FilterConfig(StageConfig):
+    """Quality rules; every dropped clip and rejected song is counted by reason."""
+
+    resources: Resources = Resources(num_cpus=0.5, batch_size=8, max_workers=4)
+    min_coverage: float = Field(0.5, ge=0, le=1, description="songs with fewer lyric lines aligned are rejected")
+    min_align_score: float = Field(0.0, ge=0, le=1, description="songs with a lower mean alignment score are rejected")
+    min_vocal_to_accomp_db: float = Field(-40.0, description="songs with quieter vocals are rejected")
+    min_clip_seconds: float = Field(3.0, ge=0, description="shorter clips are dropped")
+    max_clip_seconds: float = Field(30.0, gt=0, description="longer clips are dropped")
+    min_clip_score: float = Field(0.0, ge=0, le=1, description="lyric clips with a lower mean word score are dropped")
+    min_clip_vocal_activity: float = Field(
+        0.1, ge=0, le=1, description="lyric clips with a smaller share of active vocal frames are dropped"
+    )

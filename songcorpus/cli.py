@@ -78,6 +78,33 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_alignment(args: argparse.Namespace) -> int:
+    import json
+
+    from .pipeline.storage import Storage
+    from .stages.alignment_eval import evaluate_root_alignment
+
+    truth = args.truth or Path(Storage(args.root).full("synth"))
+    try:
+        result = evaluate_root_alignment(args.root, truth)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    Storage(args.root).write_bytes("eval/alignment.json", json.dumps(result, indent=2).encode())
+    print(f"songs scored: {result['songs']}, lines: {result['lines']} ({result['missing']} not aligned)")
+    print(f"mean absolute line-boundary error: {result['mean_abs_boundary_error']:.3f} s")
+    print(f"lines within 0.5 s: {result['within_half_second']:.1%}")
+    print(f"mean start offset (predicted - true): {result['mean_start_offset']:+.3f} s  (saved to eval/alignment.json)")
+    return 0
+
+
+def _cmd_plan_clips(args: argparse.Namespace) -> int:
+    from .pipeline.status import clip_plan_text
+
+    print(clip_plan_text(args.root))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .synth.cli import add_synth_parser
 
@@ -113,6 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("root", metavar="ROOT", help="output root of a job that ran separate")
     ev.add_argument("--truth", type=Path, help="folder of the synthetic corpus (default: ROOT/synth)")
     ev.set_defaults(func=_cmd_eval_separation)
+
+    ea = sub.add_parser(
+        "eval-alignment",
+        help="line-boundary error of the alignment against known truth",
+        description="Score the latest align run under ROOT against the true line times of a synthetic corpus: "
+        "mean absolute line-boundary error, share of lines within 0.5 s, and the mean signed start offset.",
+    )
+    ea.add_argument("root", metavar="ROOT", help="output root of a job that ran align")
+    ea.add_argument("--truth", type=Path, help="folder of the synthetic corpus (default: ROOT/synth)")
+    ea.set_defaults(func=_cmd_eval_alignment)
+
+    pc_ = sub.add_parser(
+        "plan-clips",
+        help="clip and hour counts, and the loss at each rule",
+        description="From the latest run under ROOT (run a job that ends at segment or filter to plan before "
+        "spending GPU time on tokens): songs and clips kept, hours, and what each rule removed.",
+    )
+    pc_.add_argument("root", metavar="ROOT", help="output root of a job that ran segment (and filter)")
+    pc_.set_defaults(func=_cmd_plan_clips)
 
     models = sub.add_parser("models", help="offline test models", description="Models for offline runs.")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

@@ -25,7 +25,7 @@ from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import artifact_path
 from ..schemas.lyrics import LyricLine
 from ..schemas.stage_configs import AlignConfig
-from .align_models import SMOKE_ALIGN_MODEL, build_smoke_align_model, is_smoke_folder, provision_punkt
+from .align_models import SMOKE_ALIGN_MODEL, build_smoke_align_model, provision_punkt
 from .audio_io import read_flac
 from .coarse_align import SAMPLE_RATE, emissions, line_windows
 from .lyrics import LyricsError, parse_lyrics
@@ -64,7 +64,7 @@ class AlignStage(Stage[AlignConfig]):
                 self._models[language] = whisperx.load_align_model(
                     language, str(self.device), model_name=self._model_name(language)
                 )
-            except Exception as exc:
+            except (ValueError, OSError) as exc:  # WhisperX: no default model; HF: not found/offline
                 raise Reject(
                     "no_alignment_model",
                     f"no alignment model for language {language!r} ({exc}); set stages.align.models.{language}",

@@ -8,6 +8,8 @@ character give its window; WhisperX then aligns words inside each window.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torchaudio.functional as taf
 
@@ -58,7 +60,9 @@ def line_windows(
         return [None] * len(lines)
     if len(tokens) > log_probs.shape[0]:
         raise ValueError(f"{len(tokens)} characters cannot fit {log_probs.shape[0]} frames of audio")
-    path, _ = taf.forced_align(log_probs[None], torch.tensor([tokens], dtype=torch.int32), blank=blank)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torchaudio 2.8 announces forced_align's move to TorchCodec
+        path, _ = taf.forced_align(log_probs[None], torch.tensor([tokens], dtype=torch.int32), blank=blank)
     frames = path[0]
     # frame index where each target token is emitted: walk the path, counting non-blank token changes
     token_frames: list[list[int]] = [[] for _ in tokens]

@@ -4,7 +4,8 @@ import pytest
 
 from songcorpus.cli import main
 
-COMMANDS = [["run"], ["status"], ["synth"], ["models"], ["models", "smoke"], ["eval-separation"]]
+COMMANDS = [["run"], ["status"], ["synth"], ["models"], ["models", "smoke"], ["eval-separation"],
+            ["eval-alignment"], ["plan-clips"]]
 
 
 @pytest.mark.parametrize("command", [[], *COMMANDS])

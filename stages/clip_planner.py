@@ -1,0 +1,330 @@
+"""Where to cut a song into training clips: pure planning over aligned lines and a vocal envelope.
+
+SongCreator trains on clips of at most 30 s that never split a lyric line. The plan is made in
+three passes over the lines sorted by time:
+
+1. Lines with unusable times are dropped; lines that touch or overlap are grouped, since no cut
+   can fall between them; a group longer than the clip limit is dropped and splits the song into
+   independent *runs* (no clip may reach across a dropped line).
+2. Each run is packed greedily into clips as long as the limit allows. Between two consecutive
+   groups the cut is the quietest envelope frame in the gap; a clip extends past its outer lines by
+   at most ``pad_seconds`` and never past a cut. A clip below ``min_seconds`` takes lines from the
+   clip before it (a whole merge never fits after greedy packing), or is dropped.
+3. What no lyric clip covers and holds no line (intro, outro, long interludes) is instrumental and
+   follows ``ClipPlanConfig.instrumental``. Uncovered stretches shorter than ``min_seconds`` (the
+   silence trimmed around cuts) are neither clips nor reported: they carry no lyric and no clip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Literal
+
+import numpy as np
+
+LINE_UNALIGNED = "line_unaligned"
+LINE_TOO_LONG = "line_longer_than_clip_limit"
+CLIP_TOO_SHORT = "clip_too_short"
+INSTRUMENTAL_DROPPED = "instrumental_dropped"
+INSTRUMENTAL_OVER_CAP = "instrumental_over_cap"
+_EPS = 1e-9
+Dropped = list[tuple[str, str]]  # (reason, human message), appended to as the plan is made
+Spans = list[tuple[float, float]]  # (start, end) in seconds of the song
+
+
+@dataclass(frozen=True)
+class AlignedWord:
+    text: str
+    start: float
+    end: float
+    score: float
+
+
+@dataclass(frozen=True)
+class AlignedLine:
+    index: int
+    text: str
+    start: float
+    end: float
+    score: float
+    words: tuple[AlignedWord, ...]
+
+
+@dataclass(frozen=True)
+class ClipPlanConfig:
+    max_seconds: float = 30.0
+    min_seconds: float = 3.0  # shorter clips are merged into a neighbour when that fits, else dropped
+    pad_seconds: float = 0.25  # how far a clip may extend past its first/last line
+    instrumental: Literal["keep", "drop", "cap"] = "drop"  # clips with no lyric line
+    instrumental_cap_seconds: float = 30.0  # with "cap": at most this many instrumental seconds per song
+    min_gap_seconds: float = 0.0  # a gap between lines no longer than this is not a place to cut
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_seconds < math.inf:
+            raise ValueError(f"max_seconds must be a positive number of seconds, got {self.max_seconds}")
+        if not 0 <= self.min_seconds <= self.max_seconds:
+            raise ValueError(f"min_seconds must be in [0, max_seconds], got {self.min_seconds}")
+        for name in ("pad_seconds", "instrumental_cap_seconds", "min_gap_seconds"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if self.instrumental not in ("keep", "drop", "cap"):
+            raise ValueError(f"instrumental must be 'keep', 'drop' or 'cap', got {self.instrumental!r}")
+
+
+@dataclass(frozen=True)
+class Clip:
+    clip_id: str  # f"{song_id}-{n:04d}" (no dots: it is a WebDataset key)
+    start: float  # seconds in the song
+    end: float
+    line_indices: tuple[int, ...]
+    text: str  # the clip's lines joined by "\n"
+    words: tuple[AlignedWord, ...]  # times relative to the clip start
+    instrumental: bool
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    clips: tuple[Clip, ...]
+    dropped: tuple[tuple[str, str], ...]  # (reason, human message) for every line or span not in a clip
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Lines no cut can separate: they go into one clip together or into none."""
+
+    lines: tuple[AlignedLine, ...]
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Consecutive groups with no dropped line between them, and the cuts in the gaps between them."""
+
+    groups: list[_Group]
+    lower: float  # no clip of the run starts before this (song start, or the end of a dropped line)
+    upper: float
+    cuts: list[float]  # cuts[i] lies in the gap between groups[i] and groups[i + 1]
+    pad: float
+    max_seconds: float
+
+    def fits(self, a: int, b: int) -> bool:
+        return self.groups[b].end - self.groups[a].start <= self.max_seconds
+
+    def extent(self, a: int, b: int) -> tuple[float, float]:
+        """Clip bounds of groups ``a..b``: padded, never past a cut, padding trimmed to the limit."""
+        first, last = self.groups[a], self.groups[b]
+        start = max(first.start - self.pad, self.cuts[a - 1] if a > 0 else self.lower)
+        end = min(last.end + self.pad, self.cuts[b] if b < len(self.groups) - 1 else self.upper)
+        excess = (end - start) - self.max_seconds
+        if excess > 0:
+            end -= min(excess, end - last.end)
+            start += max(0.0, (end - start) - self.max_seconds)
+        return start, end
+
+    def length(self, a: int, b: int) -> float:
+        start, end = self.extent(a, b)
+        return end - start
+
+
+def plan_clips(song_id: str, duration: float, lines: Sequence[AlignedLine], activity_db: np.ndarray,
+               frame_seconds: float, config: ClipPlanConfig) -> ClipPlan:
+    """Cut one song into clips; every line ends up in exactly one clip or in ``dropped``.
+
+    ``activity_db`` is the vocal-activity envelope (dBFS per frame of ``frame_seconds``, frame ``k``
+    covering ``[k*f, (k+1)*f)``); cuts go at its quietest frame between two lines.
+    """
+    _check_inputs(song_id, duration, activity_db, frame_seconds)
+    envelope = np.nan_to_num(np.asarray(activity_db, dtype=np.float64), nan=np.inf)
+    dropped: Dropped = []
+    occupied: Spans = []  # song time that holds a line: never instrumental
+    spans: list[tuple[float, float, tuple[AlignedLine, ...]]] = []
+    groups = _group_lines(_valid_lines(lines, duration, dropped), config.min_gap_seconds)
+    for run in _runs(groups, duration, envelope, frame_seconds, config, dropped, occupied):
+        for a, b in _pack(run, config.min_seconds, dropped, occupied):
+            start, end = run.extent(a, b)
+            spans.append((start, end, tuple(ln for g in run.groups[a : b + 1] for ln in g.lines)))
+    occupied.extend((start, end) for start, end, _ in spans)
+    free = _free_stretches(duration, occupied, config.min_seconds)
+    spans.extend((start, end, ()) for start, end in _instrumental(free, config, dropped))
+    spans.sort(key=lambda span: span[0])
+    clips = tuple(_make_clip(f"{song_id}-{n:04d}", *span) for n, span in enumerate(spans))
+    return ClipPlan(clips=clips, dropped=tuple(dropped))
+
+
+def _check_inputs(song_id: str, duration: float, activity_db: np.ndarray, frame_seconds: float) -> None:
+    if not song_id or "." in song_id:
+        raise ValueError(f"song_id {song_id!r} must be non-empty with no dots (clip ids are WebDataset keys)")
+    if not 0 < duration < math.inf:
+        raise ValueError(f"duration must be a positive number of seconds, got {duration}")
+    if not 0 < frame_seconds < math.inf:
+        raise ValueError(f"frame_seconds must be a positive number of seconds, got {frame_seconds}")
+    if np.ndim(activity_db) != 1:
+        raise ValueError(f"activity_db must be 1-D (one level per frame), got shape {np.shape(activity_db)}")
+
+
+def _valid_lines(lines: Sequence[AlignedLine], duration: float, dropped: Dropped) -> list[AlignedLine]:
+    """Lines whose times are finite, ordered and inside the song, sorted by time."""
+    valid = []
+    for line in sorted(lines, key=lambda ln: ln.index):  # same reasons in the same order for any input order
+        if math.isfinite(line.start) and math.isfinite(line.end) and 0 <= line.start <= line.end <= duration:
+            valid.append(line)
+        else:
+            _drop_lines(dropped, LINE_UNALIGNED, [line], f"has unusable times for a {duration:.2f} s song")
+    return sorted(valid, key=lambda ln: (ln.start, ln.end, ln.index))
+
+
+def _group_lines(lines: list[AlignedLine], min_gap: float) -> list[_Group]:
+    """Join lines separated by no more than ``min_gap`` (touching or overlapping when it is 0)."""
+    groups: list[list[AlignedLine]] = []
+    end = -math.inf
+    for line in lines:
+        if groups and line.start - end <= min_gap:
+            groups[-1].append(line)
+            end = max(end, line.end)
+        else:
+            groups.append([line])
+            end = line.end
+    return [_Group(tuple(g), g[0].start, max(ln.end for ln in g)) for g in groups]
+
+
+def _runs(groups: list[_Group], duration: float, envelope: np.ndarray, frame: float,
+          config: ClipPlanConfig, dropped: Dropped, occupied: Spans) -> list[_Run]:
+    """Split at groups longer than the limit (dropped); each run knows the cuts between its groups."""
+    runs: list[_Run] = []
+    current: list[_Group] = []
+    lower = 0.0
+
+    def close(upper: float) -> None:
+        if current:
+            cuts = [_quietest_cut(g.end, h.start, envelope, frame) for g, h in pairwise(current)]
+            runs.append(_Run(list(current), lower, upper, cuts, config.pad_seconds, config.max_seconds))
+            current.clear()
+
+    for group in groups:
+        if group.end - group.start <= config.max_seconds:
+            current.append(group)
+            continue
+        close(group.start)
+        lower = group.end
+        occupied.append((group.start - config.pad_seconds, group.end + config.pad_seconds))
+        seconds = group.end - group.start
+        why = f"is in {seconds:.2f} s of unbroken singing, over the {config.max_seconds:g} s limit"
+        _drop_lines(dropped, LINE_TOO_LONG, group.lines, why)
+    close(duration)
+    return runs
+
+
+def _quietest_cut(gap_start: float, gap_end: float, envelope: np.ndarray, frame: float) -> float:
+    """Middle of the quietest frame in the gap (earliest on ties); frames wholly inside come first."""
+    inside = (math.ceil(gap_start / frame - _EPS), math.floor(gap_end / frame + _EPS) - 1)
+    touching = (math.floor(gap_start / frame), math.ceil(gap_end / frame) - 1)
+    for first, last in (inside, touching):
+        last = min(last, len(envelope) - 1)
+        if first <= last:
+            k = first + int(np.argmin(envelope[first : last + 1]))
+            return min(max((k + 0.5) * frame, gap_start), gap_end)
+    return (gap_start + gap_end) / 2  # the envelope does not reach this far
+
+
+def _pack(run: _Run, min_seconds: float, dropped: Dropped, occupied: Spans) -> list[tuple[int, int]]:
+    """Greedy packing into the fewest longest clips, then repair of clips below ``min_seconds``."""
+    clips: list[tuple[int, int]] = []
+    a = 0
+    while a < len(run.groups):
+        b = a
+        while b + 1 < len(run.groups) and run.fits(a, b + 1):
+            b += 1
+        clips.append((a, b))
+        a = b + 1
+    k = 0
+    while k < len(clips):
+        if run.length(*clips[k]) >= min_seconds or _repair(run, clips, k, min_seconds):
+            k += 1
+            continue
+        a, b = clips.pop(k)
+        occupied.append(run.extent(a, b))
+        why = f"makes a clip of {run.length(a, b):.2f} s, under {min_seconds:g} s, that no neighbour can take"
+        _drop_lines(dropped, CLIP_TOO_SHORT, [ln for g in run.groups[a : b + 1] for ln in g.lines], why)
+    return clips
+
+
+def _repair(run: _Run, clips: list[tuple[int, int]], k: int, min_seconds: float) -> bool:
+    """Give a short clip the last lines of the clip before it, if both then reach ``min_seconds``.
+
+    Merging a short clip whole into a neighbour never fits after greedy packing (the packer would
+    have done it), so moving lines over is the merge that is left; False when it does not work.
+    """
+    a, b = clips[k]
+    if k == 0 or clips[k - 1][1] != a - 1:  # no clip right before (first of its run, or one was dropped)
+        return False
+    first = clips[k - 1][0]
+    for m in range(a - 1, first, -1):  # the short clip would take groups m..b
+        if not run.fits(m, b) or run.length(first, m - 1) < min_seconds:
+            return False
+        if run.length(m, b) >= min_seconds:
+            clips[k - 1 : k + 1] = [(first, m - 1), (m, b)]
+            return True
+    return False
+
+
+def _free_stretches(duration: float, occupied: Spans, min_seconds: float) -> Spans:
+    """Stretches of the song that hold no line and no clip, at least ``min_seconds`` long."""
+    free, cursor = [], 0.0
+    for start, end in sorted(occupied):
+        if start - cursor >= max(min_seconds, _EPS):
+            free.append((cursor, start))
+        cursor = max(cursor, end)
+    if duration - cursor >= max(min_seconds, _EPS):
+        free.append((cursor, duration))
+    return free
+
+
+def _instrumental(free: Spans, config: ClipPlanConfig, dropped: Dropped) -> Spans:
+    """Apply the instrumental policy; kept stretches are cut into equal pieces within the limit."""
+    kept: Spans = []
+    budget = {"keep": math.inf, "drop": 0.0, "cap": config.instrumental_cap_seconds}[config.instrumental]
+    for start, end in free:
+        take = min(end - start, budget)
+        take = take if take >= config.min_seconds and take > 0 else 0.0
+        budget -= take
+        if config.instrumental == "drop":
+            dropped.append((INSTRUMENTAL_DROPPED, f"instrumental {start:.2f}–{end:.2f} s (policy 'drop')"))
+        elif take < end - start:
+            why = f"is over the cap of {config.instrumental_cap_seconds:g} s"
+            dropped.append((INSTRUMENTAL_OVER_CAP, f"instrumental {start + take:.2f}–{end:.2f} s {why}"))
+        if take:
+            pieces = math.ceil(take / config.max_seconds - _EPS)
+            bounds = [start + take * i / pieces for i in range(pieces)] + [start + take]
+            kept.extend(pairwise(bounds))
+    for s, e in kept:  # only when min_seconds > max_seconds / 2 can an equal piece be this short
+        if e - s < config.min_seconds:
+            why = f"is under {config.min_seconds:g} s"
+            dropped.append((CLIP_TOO_SHORT, f"instrumental piece {s:.2f}–{e:.2f} s {why}"))
+    return [(s, e) for s, e in kept if e - s >= config.min_seconds]
+
+
+def _drop_lines(dropped: Dropped, reason: str, lines: Sequence[AlignedLine], why: str) -> None:
+    for line in lines:
+        where = f"({line.start:.2f}–{line.end:.2f} s)"
+        dropped.append((reason, f"line {line.index} {where} {why}: {line.text!r}"))
+
+
+def _make_clip(clip_id: str, start: float, end: float, lines: tuple[AlignedLine, ...]) -> Clip:
+    """A clip with its lines in time order and word times relative to its start, inside the clip."""
+    length = end - start
+
+    def relative(t: float) -> float:
+        return min(max(t - start, 0.0), length)
+
+    words = tuple(
+        AlignedWord(w.text, relative(w.start), relative(w.end), w.score)
+        for line in lines
+        for w in line.words
+        if math.isfinite(w.start) and math.isfinite(w.end) and w.start <= w.end
+    )
+    return Clip(clip_id=clip_id, start=start, end=end, line_indices=tuple(ln.index for ln in lines),
+                text="\n".join(ln.text for ln in lines), words=words, instrumental=not lines)
