@@ -7,7 +7,8 @@ Choices a reader should know (each repair or drop is counted in ``ParsedLyrics.n
 - Mixed LRC files: an untimed sung line after a timed one continues it (it is sung before the next
   stamp) and is appended to it; untimed lines before the first stamp are a header (title, credits) and
   are dropped.
-- Square-bracket groups other than timestamps and ``[key:value]`` tags are labels or notes, never sung.
+- Square-bracket groups (and ``【】``) other than timestamps and ``[key:value]`` tags are labels or
+  notes, never sung.
 - Several entries at the same time keep the first sung one in file order; later ones are usually
   translations. A timed entry with nothing sung (blank, ``♪``, ``(Instrumental)``, a credit line such as
   ``作词 : …``) is a marker: it ends the line before it and is not a line itself.
@@ -42,7 +43,7 @@ _TIME = re.compile(r"(\d{1,4}):(\d{1,2})(?:[.:](\d{1,3}))?")
 _WORD_STAMP = re.compile(r"<(\s*\d[^<>\s:]*:[^<>\s]*\s*)>")
 _META = re.compile(r"([A-Za-z#][\w-]{0,15})\s*:(.*)", re.DOTALL)
 _OFFSET = re.compile(r"[+-]?\d{1,7}(?:\.\d+)?")
-_BRACKETS = re.compile(r"\[[^\[\]]*\]")
+_BRACKETS = re.compile(r"\[[^\[\]]*\]|【[^【】]*】")
 _MUSIC = re.compile("[♪♫♬♩🎵🎶🎼]")
 _REPEAT = re.compile(r"(?<!\S)[(\[]?(?:[x×]\s?\d{1,2}|\d{1,2}\s?[x×]|repeat(?:\s+[x×]?\d{1,2}[x×]?)?)[)\]]?(?!\S)",
                      re.IGNORECASE)
@@ -55,7 +56,7 @@ _WEAK = r"bridge|hook|break|drop|rap|music|solo|coda|spoken|ad-?libs?|guitar|pia
 _WORDS = rf"(?:{_STRONG}|{_WEAK})(?:\s+(?:{_STRONG}|{_WEAK}))*"
 _NUM = r"(?:\s*\d{1,2}|\s+[ivx]{1,4})?"
 _LABEL = re.compile(
-    rf"\(\s*{_WORDS}{_NUM}(?:\s*[:：-][^()]*)?\s*\)"  # (Chorus), (Verse 2: Jay-Z), (Instrumental)
+    rf"[(（]\s*{_WORDS}{_NUM}(?:\s*[:：-][^()（）]*)?\s*[)）]"  # (Chorus), (Verse 2: Jay-Z), （间奏）
     rf"|{_WORDS}{_NUM}\s*[:：]"  # Chorus:, Bridge 2:
     rf"|(?:{_STRONG}){_NUM}",  # Chorus, Verse 2
     re.IGNORECASE,
@@ -199,7 +200,7 @@ class _LineReader:
 
     def _clean(self, rest: str, number: int) -> tuple[str, list[LyricWord]]:
         """The sung text of a line and its words (timed by ``<mm:ss.xx>`` stamps where present)."""
-        if "[" in rest:
+        if "[" in rest or "【" in rest:
             rest = _BRACKETS.sub(" ", rest)
         rest = _MUSIC.sub(" ", rest)
         parts = _WORD_STAMP.split(rest) if "<" in rest else [rest]  # text, stamp, text, stamp, text, ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from songcorpus.pipeline.stage import Reject, StageContext
@@ -95,3 +96,14 @@ def test_smoke_model_is_announced_and_fingerprinted(tmp_path):
     assert "smoke-test model" in stage.notices()[0]
     assert stage.weights_hash() == AlignStage(AlignConfig(smoke_dir=str(tmp_path)), stage.context).weights_hash()
     assert len(stage.weights_hash()) == 32
+
+
+def test_six_minute_song_is_located_in_bounded_time_and_memory():
+    """A 6-min song at 50 frames/s with ~1,500 lyric characters: one Viterbi pass, windows in order."""
+    frames, rng = 6 * 60 * 50, np.random.default_rng(0)
+    log_probs = torch.log_softmax(torch.from_numpy(rng.standard_normal((frames, len(DICTIONARY)))).float(), dim=-1)
+    lines = ["abc ab ca bc abc cab " * 3] * 25
+    windows = line_windows(lines, log_probs, DICTIONARY, seconds=360.0)
+    assert all(w is not None for w in windows)
+    starts = [w[0] for w in windows]
+    assert starts == sorted(starts) and windows[-1][1] <= 360.0

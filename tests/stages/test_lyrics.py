@@ -109,7 +109,7 @@ def test_enhanced_cjk_words():
 
 
 @pytest.mark.parametrize("marker", ["", "   ", "♪", "♪ ♫", "(instrumental)", "[Instrumental]", "Instrumental",
-                                    "(Guitar Solo)", "(间奏)", "[Chorus]"])
+                                    "(Guitar Solo)", "(间奏)", "（间奏）", "【副歌】", "[Chorus]"])
 def test_blank_and_instrumental_markers_end_the_previous_line(marker: str):
     parsed = parse_lyrics(f"[00:01.00]sung line\n[00:04.00]{marker}\n[00:30.00]next line")
     assert texts(parsed) == ["sung line", "next line"]
@@ -259,22 +259,33 @@ def test_binary_junk_is_rejected_but_a_stray_control_character_is_removed():
     assert "1 control characters were removed" in parsed.notes
 
 
+# CPU time, not wall time: the budget is about the parser's cost, not about a busy CI machine.
+
+
 def test_ten_megabytes_of_lrc_parse_in_linear_time():
     lines, size, i = [], 0, 0
     while size < 10_000_000:
         line = f"[{i // 6000:02d}:{i // 100 % 60:02d}.{i % 100:02d}]some words to sing here tonight, my love"
         lines.append(line)
         size, i = size + len(line) + 1, i + 1
-    started = time.perf_counter()
+    started = time.process_time()
     parsed = parse_lyrics("\n".join(lines))
-    assert time.perf_counter() - started < 5.0
+    assert time.process_time() - started < 5.0
     assert len(parsed.lines) == i
 
 
-@pytest.mark.parametrize("junk", ["a" * 10_000_000, "[" + "1:" * 5_000_000, "[00:01.00]" + "<1:" * 3_300_000,
-                                  "[" * 10_000_000, "(" * 10_000_000])
-def test_ten_megabytes_of_junk_fail_fast(junk: str):
-    started = time.perf_counter()
-    with pytest.raises(LyricsError):
-        parse_lyrics(junk)
-    assert time.perf_counter() - started < 5.0
+@pytest.mark.parametrize(
+    ("junk", "reason"),
+    [
+        ("a" * 10_000_000, "lyrics_line_too_long"),
+        ("[" + "1:" * 5_000_000 + "]", "lrc_bad_timestamp"),  # would be quadratic with a naive pattern
+        ("[00:01.00]" + "<1:" * 3_300_000, "lyrics_line_too_long"),
+        ("[" * 10_000_000, "lyrics_line_too_long"),
+        ("\x01a" * 5_000_000, "lyrics_binary"),
+        ("[00:01.00]\n" * 1_000_000, "lyrics_no_lines"),
+    ],
+)
+def test_ten_megabytes_of_junk_fail_fast(junk: str, reason: str):
+    started = time.process_time()
+    raises(junk, reason)
+    assert time.process_time() - started < 5.0
