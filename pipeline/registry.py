@@ -13,6 +13,7 @@ _STAGES: dict[str, str] = {
     "align": "songcorpus.stages.align:AlignStage",
     "segment": "songcorpus.stages.segment:SegmentStage",
     "filter": "songcorpus.stages.filter:FilterStage",
+    "shard": "songcorpus.stages.shard:ShardStage",
 }
 
 

@@ -61,7 +61,8 @@ def run_job(job: JobSpec, job_text: str) -> RunResult:
     cluster = start_ray(job.runtime.address, job.runtime.num_cpus)
     ledger = Ledger(storage)
     ctx = PhaseContext(
-        storage, cluster, run_id, source.input_base, job.runtime.max_attempts, job.runtime.stall_timeout_s
+        storage, cluster, run_id, source.input_base, job.runtime.max_attempts, job.runtime.stall_timeout_s,
+        job.model_dump(mode="json"),
     )
     started = time.time()
     log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
@@ -101,6 +102,7 @@ class PhaseContext:
     input_base: str | None
     max_attempts: int
     stall_timeout_s: float
+    job: dict | None = None
 
 
 def run_chain(
@@ -134,7 +136,7 @@ def run_chain(
     last, last_cfg = stages[-1]
     if not last.barrier:
         return [], plans, notices
-    finisher = last(last_cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id))
+    finisher = last(last_cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id, ctx.job))
     outcomes = finisher.finalize(_outcomes_from_table(table))
     ledger.append(ctx.run_id, last.name, last.version, outcomes)
     next_rows = []

@@ -35,6 +35,8 @@ class StageContext:
     storage: Storage
     input_base: str | None = None
     run_id: str = ""
+    #: the job spec (JSON form) on the driver, for barrier stages that publish what made their output
+    job: dict | None = None
 
 
 @dataclass

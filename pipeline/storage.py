@@ -6,10 +6,13 @@ root can be moved or mirrored (local disk, NFS, ``s3://``) without rewriting any
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 
@@ -56,6 +59,25 @@ class Storage:
             self._remove_quietly(tmp)
             raise
         return rel
+
+    @contextlib.contextmanager
+    def atomic_stream(self, rel: str) -> Iterator[pa.NativeFile]:
+        """A stream that becomes ``rel`` only if the block finishes: written to a temp name, then renamed.
+
+        For outputs too large to hold in memory (shards). A crash leaves at most a ``.tmp-`` file,
+        which every listing here skips, never a file that looks complete.
+        """
+        target = self.full(rel)
+        parent = target.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{target.rsplit('/', 1)[1]}"
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                yield out
+            self.fs.move(tmp, target)
+        except BaseException:
+            self._remove_quietly(tmp)
+            raise
 
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.full(rel)) as src:

@@ -151,6 +151,9 @@ class StageWorker:
                 item_id, fp, REJECTED, reason=f"error_{type(result).__name__}", message=str(result)[:500],
                 retryable=True,
             )
+        # every output carries the fingerprints of the stage outputs it was made from
+        _, content_fp = self.stage.hand_off(item_id, fp, result.record)
+        result.record["lineage"] = {**result.record.get("lineage", {}), self.stage.name: content_fp}
         self.storage.write_bytes(
             artifact_path(self.stage.name, fp, RECORD_FILE), json.dumps(result.record, sort_keys=True).encode()
         )

@@ -11,11 +11,12 @@ from .stage_configs import (
     IngestConfig,
     SegmentConfig,
     SeparateConfig,
+    ShardConfig,
     StandardizeConfig,
 )
 
 #: The pipeline order of the stages a job can enable. A stage needs every stage before it.
-STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize", "separate", "align", "segment", "filter")
+STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize", "separate", "align", "segment", "filter", "shard")
 
 
 class SynthInput(StrictModel):
@@ -65,6 +66,7 @@ class StagesSpec(StrictModel):
     align: AlignConfig | None = None
     segment: SegmentConfig | None = None
     filter: FilterConfig | None = None
+    shard: ShardConfig | None = None
 
     def enabled(self) -> list[str]:
         """Enabled stages in pipeline order, checked to be a prefix of :data:`STAGE_ORDER`."""

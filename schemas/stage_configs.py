@@ -106,3 +106,28 @@ class FilterConfig(StageConfig):
     min_clip_vocal_activity: float = Field(
         0.1, ge=0, le=1, description="lyric clips with a smaller share of active vocal frames are dropped"
     )
+
+
+class ShardConfig(StageConfig):
+    """WebDataset shards of the kept clips, split by a stable hash of the group key, as a dataset version."""
+
+    resources: Resources = Resources(num_cpus=0.5, batch_size=4, max_workers=4)
+    splits: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.98, "valid": 0.01, "test": 0.01},
+        description="split name -> fraction of groups (artist/work, else song); fractions sum to 1",
+    )
+    target_shard_bytes: int = Field(1_000_000_000, gt=0, description="a shard is closed once it reaches this size")
+    target_shard_samples: int = Field(10_000, gt=0, description="... or this many samples")
+    audio_members: tuple[Literal["mix", "vocals", "accomp"], ...] = Field(
+        ("mix", "vocals", "accomp"), description="FLAC audio members written per sample (may be empty)"
+    )
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> ShardConfig:
+        total = sum(self.splits.values())
+        if not self.splits or abs(total - 1.0) > 1e-6 or min(self.splits.values()) < 0:
+            raise ValueError(f"splits must be non-negative fractions summing to 1 (got {self.splits}, sum {total:g})")
+        bad = [name for name in self.splits if not name.isidentifier() or "-" in name]
+        if bad:
+            raise ValueError(f"split names must be plain identifiers: {bad}")
+        return self

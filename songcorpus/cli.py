@@ -105,6 +105,43 @@ def _cmd_plan_clips(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_versions(args: argparse.Namespace) -> int:
+    from .pipeline import versions
+    from .pipeline.storage import Storage
+
+    storage = Storage(args.root)
+    try:
+        if args.action == "list":
+            rows = versions.list_versions(storage)
+            if not rows:
+                print(f"no dataset versions under {args.root}")
+            for m in rows:
+                hours = sum(m["splits"]["seconds"].values()) / 3600
+                print(f"{m['id']}  {m['dataset']:<14} {sum(m['splits']['samples'].values()):>8} clips "
+                      f"{hours:8.3f} h  {len(m['shards']):>4} shards  parent {m['parent'] or '-'}")
+        elif args.action == "show":
+            m = versions.load_manifest(storage, args.version)
+            print(storage.read_bytes(f"{versions.version_dir(m['id'])}/datacard.md").decode())
+            for shard in m["shards"]:
+                print(f"{shard['name']}  {shard['samples']:>6} samples  {shard['seconds']:>9.1f} s  "
+                      f"{shard['bytes']:>12} B  sha256 {shard['sha256'][:16]}…")
+        elif args.action == "diff":
+            d = versions.diff(storage, args.version, args.other)
+            for key, value in d.items():
+                shown = value if isinstance(value, str) else f"{len(value)}  {' '.join(value[:8])}"
+                print(f"{key:<16} {shown}")
+        else:
+            problems = versions.verify(storage, args.version)
+            for problem in problems:
+                print(f"FAIL {problem}")
+            print("verified: every shard matches the manifest" if not problems else f"{len(problems)} problem(s)")
+            return 1 if problems else 0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .synth.cli import add_synth_parser
 
@@ -159,6 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pc_.add_argument("root", metavar="ROOT", help="output root of a job that ran segment (and filter)")
     pc_.set_defaults(func=_cmd_plan_clips)
+
+    ver = sub.add_parser("versions", help="dataset versions: list, show, diff, verify",
+                         description="Immutable dataset versions published by the shard stage.")
+    ver_sub = ver.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text, refs in (
+        ("list", "every version under ROOT, oldest first", 0),
+        ("show", "a version's data card and shards", 1),
+        ("diff", "songs, clips and stage fingerprints that differ between two versions", 2),
+        ("verify", "re-hash every shard and check it against the manifest (exit 1 on any mismatch)", 1),
+    ):
+        p = ver_sub.add_parser(action, help=text, description=text)
+        if refs >= 1:
+            p.add_argument("version", help="version id (or a unique prefix of 6+ characters)")
+        if refs == 2:
+            p.add_argument("other", help="the version to compare with")
+        p.add_argument("--root", required=True, help="output root of the job")
+        p.set_defaults(func=_cmd_versions)
 
     models = sub.add_parser("models", help="offline test models", description="Models for offline runs.")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

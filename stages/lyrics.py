@@ -20,9 +20,11 @@ Everything is one pass over the lines plus a sort, so a 10 MB input costs second
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 
 from ..schemas.lyrics import LyricLine, LyricsError, LyricWord, ParsedLyrics
 
@@ -78,24 +80,18 @@ _HAS_ALNUM = re.compile(r"[^\W_]")
 _NO_ALNUM_TOKEN = re.compile(r"(?<!\S)(?:_|[^\w\s])+(?!\S)")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Line:
-    """One input line, classified: its timestamps (may be empty) and what is sung on it."""
+    """One input line with its timestamps (may be empty) and what is sung on it (empty: a marker).
+
+    The copies of a line with several timestamps share this object, so an untimed continuation line is
+    appended once, whatever the number of copies.
+    """
 
     number: int
     times: list[float]
     text: str
-    words: list[LyricWord]
-
-
-@dataclass
-class _Entry:
-    """One timed entry while an LRC file is assembled; empty ``text`` means a marker."""
-
-    start: float
-    text: str
-    words: list[LyricWord]
-    line: int
+    words: tuple[LyricWord, ...]
 
 
 def parse_lyrics(text: str, *, language: str | None = None, duration: float | None = None) -> ParsedLyrics:
@@ -108,13 +104,14 @@ def parse_lyrics(text: str, *, language: str | None = None, duration: float | No
     text = _strip_control(text.replace("\ufeff", ""), stats)
     reader = _LineReader(_is_char_language(language), stats)
     raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    parsed = [reader.read(raw, number) for number, raw in enumerate(raw_lines, 1)]
+    numbered = ((number, raw) for number, raw in enumerate(raw_lines, 1) if raw and not raw.isspace())
+    parsed = [p for p in (reader.read(raw, number) for number, raw in numbered) if p is not None]
     if any(p.times for p in parsed):
         offset = float(reader.tags.get("offset", "0")) / 1000
         lines = _assemble_lrc(parsed, offset, duration, stats)
         fmt, offset_seconds = "lrc", offset
     else:
-        lines = tuple(LyricLine(p.text, None, None, tuple(p.words), p.number) for p in parsed if p.text)
+        lines = tuple(LyricLine(p.text, None, None, p.words, p.number) for p in parsed if p.text)
         fmt, offset_seconds = "text", 0.0
     if not lines:
         raise LyricsError("lyrics_no_lines", "nothing sung is left once tags, labels and blank lines are removed")
@@ -177,8 +174,11 @@ class _LineReader:
         # Untimed words are frozen, so one object per distinct word serves the whole file.
         self._untimed_word = functools.cache(LyricWord)
 
-    def read(self, raw: str, number: int) -> _Line:
-        """Read the leading ``[..]`` tags (timestamps, metadata), then clean what follows."""
+    def read(self, raw: str, number: int) -> _Line | None:
+        """Read the leading ``[..]`` tags (timestamps, metadata), then clean what follows.
+
+        None when the line has neither a timestamp nor anything sung (a tag, a label, a blank).
+        """
         pos, times = 0, []
         while (m := _TAG.match(raw, pos)) is not None:
             content = m.group(1).strip()
@@ -189,8 +189,9 @@ class _LineReader:
             else:
                 break
             pos = m.end()
-        text, words = self._clean(raw[pos:], number)
-        return _Line(number, times, text, words)
+        rest = raw[pos:]
+        text, words = self._clean(rest, number) if rest and not rest.isspace() else ("", ())
+        return _Line(number, times, text, words) if times or text else None
 
     def _tag(self, key: str, value: str, number: int) -> None:
         if key == "offset" and not _OFFSET.fullmatch(value):
@@ -198,7 +199,7 @@ class _LineReader:
                               "write e.g. [offset:+250]", number)
         self.tags[key] = value
 
-    def _clean(self, rest: str, number: int) -> tuple[str, list[LyricWord]]:
+    def _clean(self, rest: str, number: int) -> tuple[str, tuple[LyricWord, ...]]:
         """The sung text of a line and its words (timed by ``<mm:ss.xx>`` stamps where present)."""
         if "[" in rest or "【" in rest:
             rest = _BRACKETS.sub(" ", rest)
@@ -213,10 +214,10 @@ class _LineReader:
             raise LyricsError("lyrics_line_too_long", f"{len(text)} characters in one line (limit "
                               f"{MAX_LINE_CHARS}): put one sung line per line", number)
         if len(text) <= _MAX_LABEL_CHARS and _LABEL.fullmatch(text):
-            return "", []
+            return "", ()
         if _CREDIT.match(text):
             self.stats["credit"] += 1
-            return "", []
+            return "", ()
         char_mode = _char_mode(text, self.char_language)
         words: list[LyricWord] = []
         for i in range(0, len(parts), 2):
@@ -225,7 +226,7 @@ class _LineReader:
             if start is not None and tokens:  # a stamp times only the word right after it
                 words.append(LyricWord(tokens.pop(0), start))
             words.extend(map(self._untimed_word, tokens))
-        return text, words
+        return text, tuple(words)
 
 
 def _parse_time(stamp: str, line: int, brackets: str = "[]") -> float:
@@ -241,54 +242,65 @@ def _parse_time(stamp: str, line: int, brackets: str = "[]") -> float:
 def _assemble_lrc(parsed: list[_Line], offset: float, duration: float | None,
                   stats: Counter[str]) -> tuple[LyricLine, ...]:
     """Timed entries in time order, the offset applied, each line ended by the next entry."""
-    entries = _timed_entries(parsed, stats)
-    entries.sort(key=lambda e: e.start)  # stable: file order breaks ties
-    entries = _first_at_each_time(entries, stats)
-    for e in entries if offset else ():
-        e.start = _shift(e.start, offset, stats)
-        e.words = [LyricWord(w.text, _shift(w.start, offset, stats)) if w.start is not None else w
-                   for w in e.words]
-    if duration is not None:
-        _check_duration(entries, duration)
-    return tuple(
-        LyricLine(e.text, e.start, entries[i + 1].start if i + 1 < len(entries) else None, tuple(e.words), e.line)
-        for i, e in enumerate(entries) if e.text
-    )
+    entries = _first_at_each_time(sorted(_timed_entries(parsed, stats), key=itemgetter(0)), stats)
+    starts = [_shift(t, offset, stats) for t, _ in entries]
+    limit = math.inf if duration is None else duration + DURATION_SLACK_SECONDS
+    lines, late = [], []  # late: (input line, time) of every time past the end of the audio
+    for i, (start, line) in enumerate(entries):
+        words = _place_words(line, start - line.times[0] - offset, stats)
+        late.extend((line.number, t) for t in (starts[i], *(w.start for w in words)) if t is not None and t > limit)
+        if line.text:
+            lines.append(LyricLine(line.text, starts[i], starts[i + 1] if i + 1 < len(starts) else None,
+                                   words, line.number))
+    if late:
+        number, t = min(late)
+        raise LyricsError("lrc_time_beyond_audio", f"time {t:.2f} s is past the end of the audio "
+                          f"({duration:.2f} s): these lyrics belong to another recording or edit", number)
+    return tuple(lines)
 
 
-def _timed_entries(parsed: list[_Line], stats: Counter[str]) -> list[_Entry]:
-    """One entry per timestamp; untimed sung lines join the timed line before them (or are a header)."""
-    entries: list[_Entry] = []
-    current: list[_Entry] = []
-    latest = float("-inf")
+def _timed_entries(parsed: list[_Line], stats: Counter[str]) -> list[tuple[float, _Line]]:
+    """One (time, line) per timestamp; untimed sung lines join the timed line before them."""
+    entries: list[tuple[float, _Line]] = []
+    current: _Line | None = None
+    latest = -math.inf
     for p in parsed:
         if p.times:
             stats["unsorted"] += int(p.times[0] < latest)
             latest = max(latest, p.times[0])
-            current = [_Entry(t, p.text, list(p.words), p.number) for t in p.times]
-            entries.extend(current)
-        elif p.text and not current:
+            entries.extend((t, p) for t in p.times)
+            current = p
+        elif current is None:
             stats["header"] += 1
-        elif p.text:
+        else:
             stats["attached"] += 1
-            for e in current:
-                e.text = f"{e.text} {p.text}".strip()
-                e.words.extend(p.words)
+            current.text = f"{current.text} {p.text}".strip()
+            if len(current.text) > MAX_LINE_CHARS:  # also keeps appending linear
+                raise LyricsError("lyrics_line_too_long", f"untimed lines joined to line {current.number} "
+                                  f"make it longer than {MAX_LINE_CHARS} characters", p.number)
+            current.words += p.words  # bounded by the length check above
     return entries
 
 
-def _first_at_each_time(entries: list[_Entry], stats: Counter[str]) -> list[_Entry]:
+def _first_at_each_time(entries: list[tuple[float, _Line]], stats: Counter[str]) -> list[tuple[float, _Line]]:
     """Of entries sharing a start time keep the first sung one (a marker only when nothing is sung)."""
-    kept: list[_Entry] = []
-    for e in entries:
-        if kept and kept[-1].start == e.start:
-            if e.text and not kept[-1].text:
-                kept[-1] = e
-            elif e.text:
+    kept: list[tuple[float, _Line]] = []
+    for entry in entries:
+        if kept and kept[-1][0] == entry[0]:
+            if entry[1].text and not kept[-1][1].text:
+                kept[-1] = entry
+            elif entry[1].text:
                 stats["same_time"] += 1
             continue
-        kept.append(e)
+        kept.append(entry)
     return kept
+
+
+def _place_words(line: _Line, delta: float, stats: Counter[str]) -> tuple[LyricWord, ...]:
+    """Word stamps are written for the line's first timestamp; a repeat of the line moves them along."""
+    if not delta:
+        return line.words
+    return tuple(w if w.start is None else LyricWord(w.text, _shift(w.start, -delta, stats)) for w in line.words)
 
 
 def _shift(t: float, offset: float, stats: Counter[str]) -> float:
@@ -296,15 +308,6 @@ def _shift(t: float, offset: float, stats: Counter[str]) -> float:
         stats["clamped"] += 1
         return 0.0
     return t - offset
-
-
-def _check_duration(entries: list[_Entry], duration: float) -> None:
-    limit = duration + DURATION_SLACK_SECONDS
-    late = [(e.line, t) for e in entries for t in (e.start, *(w.start for w in e.words)) if t is not None and t > limit]
-    if late:
-        line, t = min(late)
-        raise LyricsError("lrc_time_beyond_audio", f"time {t:.2f} s is past the end of the audio "
-                          f"({duration:.2f} s): these lyrics belong to another recording or edit", line)
 
 
 _NOTES = {

@@ -1,0 +1,170 @@
+"""shard: kept clips -> WebDataset shards -> an immutable, verifiable dataset version.
+
+Per song (in parallel): each clip's members are cut (``json`` with lyrics, word timings relative to
+the clip and lineage; FLAC of the mixture and stems) into a per-song fragment tar. On the driver,
+once every song is done: clips are sorted by (split, clip id), packed into shards by size and count,
+and published as a version (see ``pipeline.versions``). Sorting before packing is what makes shard
+membership and bytes independent of how Ray scheduled the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..pipeline.ledger import Ledger
+from ..pipeline.registry import stage_class
+from ..pipeline.shards import Sample, read_samples, write_shard
+from ..pipeline.stage import Result, Stage
+from ..pipeline.storage import artifact_path
+from ..pipeline.versions import publish, shard_entries, stage_identity
+from ..schemas.records import OK, Outcome
+from ..schemas.stage_configs import ShardConfig
+from .audio_io import encode_flac, read_flac
+from .datacard import render_datacard
+
+AUDIO_SOURCES = {"mix": "audio", "vocals": "vocals", "accomp": "accomp"}
+
+
+def split_of(group: str, splits: dict[str, float]) -> str:
+    """The split of a group: a stable hash of the key, so adding songs never moves an existing one."""
+    point = int(hashlib.sha256(group.encode("utf-8")).hexdigest()[:12], 16) / 16**12
+    total = 0.0
+    for name, fraction in splits.items():
+        total += fraction
+        if point < total:
+            return name
+    return list(splits)[-1]
+
+
+class ShardStage(Stage[ShardConfig]):
+    """Songs with kept clips in; a dataset version out (published when the whole run is done)."""
+
+    name = "shard"
+    version = 1
+    config_type = ShardConfig
+    barrier = True
+
+    def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        storage = self.context.storage
+        clips = json.loads(storage.read_bytes(record["clips"]))["clips"]
+        audio = {m: read_flac(storage.read_bytes(record[AUDIO_SOURCES[m]])) for m in self.config.audio_members}
+        split = split_of(record["group"], self.config.splits)
+        samples: list[Sample] = []
+        index = []
+        for clip in clips:
+            members = [("json", json.dumps(self._sample_json(record, clip, split), ensure_ascii=False,
+                                           sort_keys=True).encode())]
+            for member, (signal, rate) in audio.items():
+                piece = signal[:, int(round(clip["start"] * rate)) : int(round(clip["end"] * rate))]
+                members.append((f"{member}.flac", encode_flac(piece, rate)))
+            samples.append((clip["clip_id"], members))
+            sha = hashlib.sha256(b"".join(data for _, data in members)).hexdigest()
+            index.append({"key": clip["clip_id"], "seconds": round(clip["end"] - clip["start"], 6), "sha256": sha,
+                          "bytes": sum(len(d) for _, d in members)})
+        rel = artifact_path(self.name, fingerprint, "samples.tar")
+        write_shard(storage, rel, split, [(s, 0.0) for s in samples])
+        return Result({"song_id": record["song_id"], "split": split, "fragment": rel, "samples": index,
+                       "language": record.get("language"), "lineage": record.get("lineage", {})},
+                      audio_seconds=sum(i["seconds"] for i in index))
+
+    def _sample_json(self, record: dict, clip: dict, split: str) -> dict:
+        return {
+            "clip_id": clip["clip_id"], "song_id": record["song_id"], "group": record["group"],
+            "language": record.get("language"), "title": record.get("title"), "artist": record.get("artist"),
+            "split": split, "start": clip["start"], "end": clip["end"],
+            "duration": round(clip["end"] - clip["start"], 6), "sample_rate": record.get("sample_rate"),
+            "lyrics": clip["text"], "words": clip["words"], "instrumental": clip["instrumental"],
+            "stem_scale": record.get("stem_scale", 1.0), "lineage": record.get("lineage", {}),
+        }
+
+    def finalize(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Pack every song's samples into shards in (split, clip id) order and publish the version."""
+        cfg, storage, job = self.config, self.context.storage, self.context.job or {}
+        dataset = job.get("name", "dataset")
+        rows = sorted(
+            ((list(cfg.splits).index(o.record["split"]), s["key"], o.record, s)
+             for o in outcomes if o.status == OK for s in o.record["samples"]),
+            key=lambda r: (r[0], r[1]),
+        )
+        staging = f"versions/.staging-{self.context.run_id}"
+        shards, index, cache = [], [], {}
+        for split in cfg.splits:
+            in_split = [r for r in rows if r[2]["split"] == split]
+            for number, group in enumerate(self._pack(in_split)):
+                name = f"{dataset}-{split}-{number:06d}.tar"
+                samples = [(self._sample(cache, record, entry["key"]), entry["seconds"]) for _, _, record, entry in group]
+                shards.append(write_shard(storage, f"{staging}/{name}", split, samples))
+                index += [{"key": e["key"], "song_id": r["song_id"], "split": split, "shard": name,
+                           "sha256": e["sha256"], "seconds": e["seconds"]} for _, _, r, e in group]
+        content = self._content(dataset, shards, rows, job)
+        card = render_datacard(content, [r[3]["seconds"] for r in rows], self._notices(job))
+        version_id, existed = publish(storage, staging, content, pa.Table.from_pylist(index), card,
+                                      self.context.run_id)
+        for shard in shards if existed else []:
+            storage.delete(f"{staging}/{shard.name}")
+        storage.write_bytes("versions/LATEST", version_id.encode())
+        return outcomes
+
+    def _pack(self, rows: list) -> list[list]:
+        groups, current, size = [], [], 0
+        for row in rows:
+            if current and (len(current) >= self.config.target_shard_samples
+                            or size >= self.config.target_shard_bytes):
+                groups.append(current)
+                current, size = [], 0
+            current.append(row)
+            size += row[3]["bytes"]
+        return groups + ([current] if current else [])
+
+    def _sample(self, cache: dict, record: dict, key: str) -> Sample:
+        """One sample from its song's fragment; keeps only the current song's fragment in memory."""
+        if cache.get("fragment") != record["fragment"]:
+            samples = read_samples(self.context.storage.read_bytes(record["fragment"]))
+            cache.clear()
+            cache.update({"fragment": record["fragment"], **{k: (k, m) for k, m in samples}})
+        return cache[key]
+
+    def _content(self, dataset: str, shards: list, rows: list, job: dict) -> dict:
+        stages = {
+            name: stage_identity({k: v for k, v in cfg.items() if k != "resources"}, stage_class(name).version)
+            for name, cfg in (job.get("stages") or {}).items() if cfg is not None
+        }
+        per_split = Counter(r[2]["split"] for r in rows)
+        seconds = Counter()
+        for r in rows:
+            seconds[r[2]["split"]] += r[3]["seconds"]
+        return {
+            "dataset": dataset,
+            "shards": shard_entries(shards),
+            "splits": {"key": "group (artist/work when given, else song)", "fractions": self.config.splits,
+                       "samples": dict(per_split), "seconds": {k: round(v, 3) for k, v in seconds.items()}},
+            "stages": stages,
+            "job": {k: v for k, v in job.items() if k in ("name", "input", "stages")},
+            "rejects": self._rejects(list(stages)),
+            "languages": dict(Counter(r[2].get("language") or "unknown" for r in rows)),
+        }
+
+    def _rejects(self, stages: list[str]) -> dict:
+        ledger, run_id = Ledger(self.context.storage), self.context.run_id
+        out = {}
+        for stage in stages:
+            table = ledger.read(stage)
+            rows = table.filter(pc.and_(pc.equal(table["run_id"], run_id), pc.not_equal(table["status"], OK)))
+            if rows.num_rows:
+                out[stage] = dict(sorted(Counter(rows["reason"].to_pylist()).items()))
+        return out
+
+    def _notices(self, job: dict) -> list[str]:
+        notices = []
+        separate = (job.get("stages") or {}).get("separate") or {}
+        if str(separate.get("model", "")).startswith("smoke_"):
+            notices.append(f"stems made by the random smoke-test model {separate['model']}: not real separations")
+        align = (job.get("stages") or {}).get("align") or {}
+        if align.get("smoke_dir"):
+            notices.append("timings made by the random smoke-test alignment model: not real alignments")
+        return notices
