@@ -18,8 +18,8 @@ def render_datacard(content: dict, clip_seconds: list[float], notices: list[str]
     lines += [
         "## Size",
         "",
-        f"{total} clips, {_hours(sum(splits['seconds'].values()))}, in {len(content['shards'])} shards "
-        f"({sum(s['bytes'] for s in content['shards']) / 1e6:.1f} MB).",
+        (f"{total} clips, {_hours(sum(splits['seconds'].values()))}, in {len(content['shards'])} shards "
+        f"({sum(s['bytes'] for s in content['shards']) / 1e6:.1f} MB)."),
         "",
         "| split | fraction of groups | clips | hours |",
         "|---|---|---|---|",

@@ -31,6 +31,9 @@ from ..schemas.lyrics import LyricLine, LyricsError, LyricWord, ParsedLyrics
 __all__ = ["LyricsError", "parse_lyrics", "split_words"]
 
 MAX_LINE_CHARS = 500
+MAX_RAW_LINE_CHARS = 10 * MAX_LINE_CHARS
+#: Real songs have hundreds of lines; a file past this is not one song's lyrics (and would be slow).
+MAX_INPUT_LINES = 20_000
 MAX_CONTROL_FRACTION = 0.01
 DURATION_SLACK_SECONDS = 1.0
 #: Languages written without spaces between words: each of their characters is a word.
@@ -103,7 +106,11 @@ def parse_lyrics(text: str, *, language: str | None = None, duration: float | No
     stats: Counter[str] = Counter()
     text = _strip_control(text.replace("\ufeff", ""), stats)
     reader = _LineReader(_is_char_language(language), stats)
-    raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if (count := text.count("\n") + 1) > MAX_INPUT_LINES:
+        raise LyricsError("lyrics_too_many_lines", f"{count} lines (limit {MAX_INPUT_LINES}): "
+                          "this is not the lyrics of one song")
+    raw_lines = text.split("\n")
     numbered = ((number, raw) for number, raw in enumerate(raw_lines, 1) if raw and not raw.isspace())
     parsed = [p for p in (reader.read(raw, number) for number, raw in numbered) if p is not None]
     if any(p.times for p in parsed):
@@ -179,6 +186,9 @@ class _LineReader:
 
         None when the line has neither a timestamp nor anything sung (a tag, a label, a blank).
         """
+        if len(raw) > MAX_RAW_LINE_CHARS:  # bounds the work per line, timestamps and word stamps included
+            raise LyricsError("lyrics_line_too_long", f"{len(raw)} characters in one line (limit "
+                              f"{MAX_RAW_LINE_CHARS} with its timestamps)", number)
         pos, times = 0, []
         while (m := _TAG.match(raw, pos)) is not None:
             content = m.group(1).strip()
@@ -269,6 +279,9 @@ def _timed_entries(parsed: list[_Line], stats: Counter[str]) -> list[tuple[float
             stats["unsorted"] += int(p.times[0] < latest)
             latest = max(latest, p.times[0])
             entries.extend((t, p) for t in p.times)
+            if len(entries) > MAX_INPUT_LINES:
+                raise LyricsError("lyrics_too_many_lines", f"more than {MAX_INPUT_LINES} timed entries: "
+                                  "this is not the lyrics of one song", p.number)
             current = p
         elif current is None:
             stats["header"] += 1

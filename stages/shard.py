@@ -60,7 +60,7 @@ class ShardStage(Stage[ShardConfig]):
             members = [("json", json.dumps(self._sample_json(record, clip, split), ensure_ascii=False,
                                            sort_keys=True).encode())]
             for member, (signal, rate) in audio.items():
-                piece = signal[:, int(round(clip["start"] * rate)) : int(round(clip["end"] * rate))]
+                piece = signal[:, round(clip["start"] * rate) : round(clip["end"] * rate)]
                 members.append((f"{member}.flac", encode_flac(piece, rate)))
             samples.append((clip["clip_id"], members))
             sha = hashlib.sha256(b"".join(data for _, data in members)).hexdigest()

@@ -4,7 +4,7 @@ import time
 
 import pytest
 from songcorpus.schemas.lyrics import LyricsError, LyricWord
-from songcorpus.stages.lyrics import parse_lyrics, split_words
+from songcorpus.stages.lyrics import MAX_INPUT_LINES, parse_lyrics, split_words
 
 
 def starts(parsed) -> list[float | None]:
@@ -201,6 +201,23 @@ def test_untimed_lines_in_lrc_continue_the_timed_line_before_them():
     assert any("appended" in note for note in parsed.notes)
 
 
+def test_untimed_line_after_a_marker_makes_it_a_line():
+    parsed = parse_lyrics("[00:01.00]one\n[00:04.00][Chorus]\nsung after the label\n[00:09.00]two")
+    assert [(line.text, line.start, line.end) for line in parsed.lines] == [
+        ("one", 1.0, 4.0), ("sung after the label", 4.0, 9.0), ("two", 9.0, None)]
+
+
+def test_untimed_continuations_cannot_grow_a_line_past_the_limit():
+    # "start" + 31 x " more words here" = 501 characters, reached on input line 32
+    assert raises("[00:01.00]start\n" + "more words here\n" * 40, "lyrics_line_too_long").line == 32
+
+
+def test_word_stamps_move_with_each_repeat_of_a_line():
+    parsed = parse_lyrics("[00:10.00][01:00.00]<00:10.00>la <00:10.50>di\n[00:20.00]x")
+    assert [w.start for w in parsed.lines[0].words] == pytest.approx([10.0, 10.5], abs=1e-6)
+    assert [w.start for w in parsed.lines[2].words] == pytest.approx([60.0, 60.5], abs=1e-6)
+
+
 def test_same_time_translation_lines_keep_the_first():
     parsed = parse_lyrics("[00:01.00]愛してる\n[00:01.00]I love you\n[00:03.00]またね\n[00:03.00]See you")
     assert texts(parsed) == ["愛してる", "またね"]
@@ -263,29 +280,32 @@ def test_binary_junk_is_rejected_but_a_stray_control_character_is_removed():
 
 
 def test_ten_megabytes_of_lrc_parse_in_linear_time():
-    lines, size, i = [], 0, 0
-    while size < 10_000_000:
-        line = f"[{i // 6000:02d}:{i // 100 % 60:02d}.{i % 100:02d}]some words to sing here tonight, my love"
-        lines.append(line)
-        size, i = size + len(line) + 1, i + 1
+    body = ("some words to sing here tonight, my love, " * 12)[:495]  # ~500-character lines
+    lines = [f"[{i // 6000:02d}:{i // 100 % 60:02d}.{i % 100:02d}]{body}" for i in range(MAX_INPUT_LINES)]
+    text = "\n".join(lines)
+    assert len(text) >= 10_000_000
     started = time.process_time()
-    parsed = parse_lyrics("\n".join(lines))
+    parsed = parse_lyrics(text)
     assert time.process_time() - started < 5.0
-    assert len(parsed.lines) == i
+    assert len(parsed.lines) == MAX_INPUT_LINES
 
 
 @pytest.mark.parametrize(
     ("junk", "reason"),
     [
         ("a" * 10_000_000, "lyrics_line_too_long"),
-        ("[" + "1:" * 5_000_000 + "]", "lrc_bad_timestamp"),  # would be quadratic with a naive pattern
+        ("[" + "1:" * 5_000_000 + "]", "lyrics_line_too_long"),
         ("[00:01.00]" + "<1:" * 3_300_000, "lyrics_line_too_long"),
         ("[" * 10_000_000, "lyrics_line_too_long"),
         ("\x01a" * 5_000_000, "lyrics_binary"),
-        ("[00:01.00]\n" * 1_000_000, "lyrics_no_lines"),
+        ("[00:01.00]\n" * 1_000_000, "lyrics_too_many_lines"),
+        ("\n" * 10_000_000, "lyrics_too_many_lines"),
+        ("[00:01.00]" * 1_000_000 + "la", "lyrics_line_too_long"),
+        (("[00:01.00]" * 400 + "la\n") * 100, "lyrics_too_many_lines"),
+        ("[" + "1:" * 2_400 + "]la", "lrc_bad_timestamp"),  # quadratic with a naive timestamp pattern
     ],
 )
-def test_ten_megabytes_of_junk_fail_fast(junk: str, reason: str):
+def test_hostile_inputs_fail_fast(junk: str, reason: str):
     started = time.process_time()
     raises(junk, reason)
     assert time.process_time() - started < 5.0
