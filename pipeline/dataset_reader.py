@@ -264,3 +264,18 @@ def read_with_ray(version_or_path: str, split: str = "train", root: str | None =
 
     toks = ray.data.read_webdataset(columns, decoder=decode_tokens)
     return ds.join(toks, join_type="inner", num_partitions=max(1, len(urls)), on=("__key__",))
+
+
+def read_with_hf(version_or_path: str, split: str = "train", root: str | None = None):
+    """The Hugging Face ``datasets`` recipe: the split's shards through its ``webdataset`` builder.
+
+    Streams, and leaves audio undecoded (``{"bytes", "path"}`` per FLAC member): decode with
+    ``soundfile.read(io.BytesIO(row["mix.flac"]["bytes"]))``, which keeps the exact samples and needs
+    no FFmpeg. Needs ``pip install datasets``; local roots only (the builder reads paths).
+    """
+    import datasets
+
+    version_dir, manifest = resolve_version(version_or_path, root)
+    urls = shard_urls(manifest, version_dir, split)
+    stream = datasets.load_dataset("webdataset", data_files={split: urls}, split=split, streaming=True)
+    return stream.decode(False)

@@ -195,3 +195,20 @@ def test_ray_data_recipe_joins_the_token_column_tars(tmp_path: Path, ray_cluster
     assert sorted(r["__key__"] for r in rows) == sorted(truth)
     for r in rows:
         assert np.array_equal(r["song_tokens"], truth[r["__key__"]]["tokens"]["song"])
+
+
+def test_hugging_face_recipe_reads_the_same_samples(version):
+    import io
+
+    import soundfile as sf
+    from songcorpus.pipeline.dataset_reader import read_with_hf
+
+    root, _ = version
+    version_dir = str(root / "versions" / VERSION_ID)
+    ours = {s["key"]: s for s in open_dataset(version_dir, "train", audio=("mix",), tokens=False)}
+    rows = list(read_with_hf(version_dir, "train"))
+    assert sorted(r["__key__"] for r in rows) == sorted(ours)
+    row = rows[0]
+    audio, rate = sf.read(io.BytesIO(row["mix.flac"]["bytes"]), dtype="float32", always_2d=True)
+    assert rate == ours[row["__key__"]]["mix_rate"]
+    assert np.array_equal(audio.T, ours[row["__key__"]]["mix"].numpy())
