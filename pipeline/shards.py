@@ -37,8 +37,11 @@ class _HashingWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        return self.size
+
     def write(self, data) -> int:
-        self.out.write(bytes(data))
+        self.out.write(data)
         self.sha.update(data)
         self.size += len(data)
         return len(data)
@@ -57,7 +60,7 @@ def write_shard(storage: Storage, rel: str, split: str, samples: Iterable[tuple[
     count, seconds = 0, 0.0
     with storage.atomic_stream(rel) as stream:
         writer = _HashingWriter(stream)
-        with tarfile.open(fileobj=writer, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+        with tarfile.open(fileobj=writer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for (key, members), sample_seconds in samples:
                 if "." in key:
                     raise ValueError(f"sample key {key!r} contains a dot; WebDataset would split it")
