@@ -47,17 +47,8 @@ class Storage:
 
     def write_bytes(self, rel: str, data: bytes) -> str:
         """Write atomically: a temp file beside the target, then a rename. Returns ``rel``."""
-        target = self.full(rel)
-        parent = target.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
-        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{target.rsplit('/', 1)[1]}"
-        try:
-            with self.fs.open_output_stream(tmp) as out:
-                out.write(data)
-            self.fs.move(tmp, target)
-        except BaseException:
-            self._remove_quietly(tmp)
-            raise
+        with self.atomic_stream(rel) as out:
+            out.write(data)
         return rel
 
     @contextlib.contextmanager

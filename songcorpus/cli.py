@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .pipeline.jobfile import JobSpecError, load_job
@@ -56,19 +57,28 @@ def _cmd_models_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval_separation(args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace, evaluate: Callable[[str, Path], dict], rel: str) -> dict | None:
+    """Run an evaluator against ``--truth`` (default ROOT/synth), save its result under ROOT, or say why not."""
     import json
 
     from .pipeline.storage import Storage
-    from .stages.separation_eval import evaluate_root
 
-    truth = args.truth or Path(Storage(args.root).full("synth"))
+    storage = Storage(args.root)
     try:
-        result = evaluate_root(args.root, truth)
+        result = evaluate(args.root, args.truth or Path(storage.full("synth")))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+    storage.write_bytes(rel, json.dumps(result, indent=2).encode())
+    return result
+
+
+def _cmd_eval_separation(args: argparse.Namespace) -> int:
+    from .stages.separation_eval import evaluate_root
+
+    result = _evaluate(args, evaluate_root, "eval/separation.json")
+    if result is None:
         return 2
-    Storage(args.root).write_bytes("eval/separation.json", json.dumps(result, indent=2).encode())
     print(f"{'song':<24}{'vocals SDR':>12}{'accomp SDR':>12}")
     for s in result["per_song"]:
         print(f"{s['song_id']:<24}{s['vocals_sdr']:>12.2f}{s['accomp_sdr']:>12.2f}")
@@ -79,18 +89,11 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_alignment(args: argparse.Namespace) -> int:
-    import json
-
-    from .pipeline.storage import Storage
     from .stages.alignment_eval import evaluate_root_alignment
 
-    truth = args.truth or Path(Storage(args.root).full("synth"))
-    try:
-        result = evaluate_root_alignment(args.root, truth)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    result = _evaluate(args, evaluate_root_alignment, "eval/alignment.json")
+    if result is None:
         return 2
-    Storage(args.root).write_bytes("eval/alignment.json", json.dumps(result, indent=2).encode())
     print(f"songs scored: {result['songs']}, lines: {result['lines']} ({result['missing']} not aligned)")
     print(f"mean absolute line-boundary error: {result['mean_abs_boundary_error']:.3f} s")
     print(f"lines within 0.5 s: {result['within_half_second']:.1%}")
