@@ -72,6 +72,3 @@ def provision_punkt(nltk_dir: Path, languages: list[str]) -> Path:
                 path.write_text("")
     return nltk_dir
 
-
-def is_smoke_folder(model: str) -> bool:
-    return (Path(model) / SMOKE_MARKER).exists()
