@@ -5,17 +5,21 @@ from __future__ import annotations
 import io
 import logging
 import math
+from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
 
+from ..pipeline.background import BackgroundWork
 from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import artifact_path
 from ..schemas.stage_configs import SeparateConfig
 from .audio_io import encode_flac, read_flac
 from .audio_stats import frame_rms_db
 from .demucs_models import is_smoke, load_separator, weights_digest
-from .separation import SeparationSettings, separate
+from .separation import SeparationSettings, separate_stream
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ class SeparateStage(Stage[SeparateConfig]):
             autocast_dtype=AUTOCAST[cfg.precision] if on_gpu else None,
             seed=cfg.seed,
         )
+        # On a GPU the host-side writing of finished songs overlaps the next forward passes; on a CPU
+        # the torch threads already use every core, so it runs in line.
+        self.writer_threads = max(1, threads - 1) if on_gpu else 0
         log.info("separate: %s on %s (%d threads)", cfg.model, device, threads)
 
     def weights_hash(self) -> str:
@@ -77,31 +84,70 @@ class SeparateStage(Stage[SeparateConfig]):
         return result
 
     def process_batch(self, items: list[tuple[str, dict, str]]) -> list[Result | BaseException]:
-        """Decode every song, separate all decodable ones together, then write each song's stems."""
-        results: list[Result | BaseException | None] = [None] * len(items)
-        loaded = []
-        for index, (_, record, _) in enumerate(items):
-            try:
-                loaded.append((index, *self._load(record)))
-            except Exception as exc:  # noqa: BLE001 - becomes this item's rejection
-                results[index] = exc
-        try:
-            stems = separate(self.model, [torch.from_numpy(mix) for _, mix, _ in loaded], self.settings)
-        except torch.OutOfMemoryError:
-            log.warning("separate: out of memory on a batch of %d songs; retrying one by one", len(loaded))
-            stems = None
-        for position, (index, mix, rate) in enumerate(loaded):
-            _, record, fingerprint = items[index]
-            try:
-                pair = stems[position] if stems is not None else separate(
-                    self.model, [torch.from_numpy(mix)], self.settings
-                )[0]
-                results[index] = self._finish(record, fingerprint, mix, rate, *pair)
-            except Exception as exc:  # noqa: BLE001 - becomes this item's rejection
-                results[index] = exc
-        return [r if r is not None else RuntimeError("no result") for r in results]
+        """Separate the batch's songs as one stream; each song is written as soon as its stems are done.
 
-    def _load(self, record: dict) -> tuple[np.ndarray, int]:
+        A CUDA out-of-memory error halves ``batch_segments`` for this worker and redoes the songs
+        not yet written; with one segment per pass it becomes a retryable rejection.
+        """
+        results: dict[int, Result | BaseException] = {}
+        while len(results) < len(items):
+            todo = [i for i in range(len(items)) if i not in results]
+            try:
+                self._separate(items, todo, results)
+            except torch.OutOfMemoryError:
+                if not self._shrink_batch():
+                    for index in todo:
+                        results.setdefault(index, self._out_of_memory(items[index][1]))
+        return [results[i] for i in range(len(items))]
+
+    def _out_of_memory(self, record: dict) -> Reject:
+        """The rejection of a song left over when even one segment per pass runs out of memory."""
+        try:
+            self._load(record)  # an unreadable song says so rather than blaming the GPU
+        except Reject as reject:
+            return reject
+        return Reject(
+            "out_of_memory",
+            "one segment does not fit the GPU: lower stages.separate.segment or use a larger GPU",
+            retryable=True,
+        )
+
+    def _separate(self, items: list[tuple[str, dict, str]], todo: list[int], results: dict) -> None:
+        """Decode songs as the stream asks for them; hand each finished song to the host-side writer."""
+        mixes: dict[int, np.ndarray] = {}
+
+        def decoded() -> Iterator[tuple[int, torch.Tensor]]:
+            for index in todo:
+                try:
+                    mixes[index] = self._load(items[index][1])
+                except Exception as exc:  # noqa: BLE001 - becomes this item's rejection
+                    results[index] = exc
+                    continue
+                yield index, torch.from_numpy(mixes[index])
+
+        writer = BackgroundWork[Result](self.writer_threads)
+        try:
+            with writer:  # on leaving, every queued song is written, also after an error
+                for index, vocals, rest in separate_stream(self.model, decoded(), self.settings):
+                    _, record, fingerprint = items[index]
+                    finish = partial(self._finish, record, fingerprint, mixes.pop(index), vocals.numpy(), rest.numpy())
+                    writer.submit(index, finish)
+        finally:
+            results.update(writer.outcomes)
+
+    def _shrink_batch(self) -> bool:
+        """Halve the segments per forward pass after an out-of-memory error; False if already one."""
+        if self.settings.batch_segments == 1:
+            return False
+        smaller = self.settings.batch_segments // 2
+        log.warning("separate: out of GPU memory at %d segments per pass; using %d from now on",
+                    self.settings.batch_segments, smaller)
+        self.settings = replace(self.settings, batch_segments=smaller)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return True
+
+    def _load(self, record: dict) -> np.ndarray:
         try:
             mix, rate = read_flac(self.context.storage.read_bytes(record["audio"]))
         except (OSError, RuntimeError) as exc:  # libsndfile errors are RuntimeErrors
@@ -116,14 +162,15 @@ class SeparateStage(Stage[SeparateConfig]):
                 f"the model wants {self.model.audio_channels} channels at {self.model.samplerate} Hz, got "
                 f"{mix.shape[0]} at {rate} Hz: set stages.standardize.sample_rate / channels to match",
             )
-        return mix, rate
+        return mix
 
     def _finish(
-        self, record: dict, fingerprint: str, mix: np.ndarray, rate: int, vocals: torch.Tensor, rest: torch.Tensor
+        self, record: dict, fingerprint: str, mix: np.ndarray, vocals_np: np.ndarray, rest: np.ndarray
     ) -> Result:
+        """Write one song's stems and vocal-activity envelope; compute its level statistics."""
         cfg = self.config
-        vocals_np = vocals.numpy()
-        accomp = mix - vocals_np if cfg.accompaniment == "mixture_minus_vocals" else rest.numpy()
+        rate = self.model.samplerate
+        accomp = mix - vocals_np if cfg.accompaniment == "mixture_minus_vocals" else rest
         # FLAC holds [-1, 1]: scale both stems together rather than clip, and record the scale
         peak = max(float(np.abs(vocals_np).max(initial=0)), float(np.abs(accomp).max(initial=0)))
         scale = 1.0 if peak <= 0.999 else 0.999 / peak

@@ -1,16 +1,22 @@
-"""Batched Demucs separation: segments of many songs share each forward pass.
+"""Batched, streamed Demucs separation: segments of consecutive songs share each forward pass.
 
-Stock Demucs (``apply_model`` with ``split=True``) runs one segment at a time. Here every song of a
-batch is cut into the same overlapping segments Demucs would use, segments of all songs are stacked
-``batch_segments`` at a time and passed through Demucs' own ``apply_model`` (which also handles bags
-of models), and each song is put back together by the same triangular-weight overlap-add. Only two
-stems are kept per song (vocals and the sum of the rest), so memory is bounded by the longest song
-allowed (about 21 MB per minute of stereo audio) plus one batch of segments.
+Stock Demucs (``apply_model`` with ``split=True``) runs one segment at a time. Here each song is cut
+into the same overlapping segments Demucs would use. The segments of consecutive songs go through
+Demucs' own ``apply_model`` ``batch_segments`` at a time (``apply_model`` also handles bags of
+models), and each song is put back together with the same triangular-weight overlap-add.
+
+Songs stream through. A song is decoded only when the next forward pass needs its segments, and it
+is handed back as soon as its last segment is in, so that it can be written while later songs are
+still computing. Only two stems are kept per song (vocals and the sum of the rest). Memory is
+therefore bounded by the songs one forward pass spans (about 21 MB per minute of stereo audio
+each), not by how many songs a batch holds.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import deque
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,14 +40,21 @@ class SeparationSettings:
 
 @dataclass
 class _Track:
-    """One pass over one song (a song has 1 + shifts - (shifts > 0) tracks when shifting)."""
+    """One pass over one song (a song has ``shifts`` tracks when shifting, else one)."""
 
-    song: int
     audio: torch.Tensor  # (channels, samples), possibly shifted and padded
     trim: int  # output samples to drop at the start to undo the shift
     vocals: torch.Tensor
     rest: torch.Tensor
     weight: torch.Tensor
+
+
+@dataclass
+class _Song:
+    key: Hashable
+    length: int
+    tracks: list[_Track]
+    pending: int = 0  # segments not yet added in
 
 
 def model_segment_seconds(model: BagOfModels | HTDemucs, override: float | None) -> float:
@@ -78,65 +91,126 @@ def _window_of(audio: torch.Tensor, offset: int, seg_len: int) -> torch.Tensor:
     return window
 
 
-def _tracks(mixes: list[torch.Tensor], samplerate: int, settings: SeparationSettings) -> list[_Track]:
-    """The passes to run: the song itself, or ``shifts`` randomly shifted copies (Demucs' shift trick)."""
-    tracks = []
-    for song, mix in enumerate(mixes):
-        length = mix.shape[-1]
-        if settings.shifts == 0:
-            passes = [(mix, 0)]
-        else:
-            max_shift = int(0.5 * samplerate)
-            padded = torch.nn.functional.pad(mix, (max_shift, max_shift))
-            rng = np.random.default_rng([settings.seed, song, length])
-            offsets = rng.integers(0, max_shift + 1, settings.shifts)
-            passes = [(padded[:, o : o + length + max_shift], max_shift - int(o)) for o in offsets]
-        for audio, trim in passes:
-            n = audio.shape[-1]
-            zeros = torch.zeros(audio.shape[0], n)
-            tracks.append(_Track(song, audio, trim, zeros, zeros.clone(), torch.zeros(n)))
-    return tracks
+def _song(
+    key: Hashable, mix: torch.Tensor, samplerate: int, stride: int, settings: SeparationSettings
+) -> tuple[_Song, list[tuple[_Track, int]]]:
+    """A song and its segments ``(track, offset)``: one pass over the song itself, or ``shifts`` passes
+    over randomly shifted copies (Demucs' shift trick).
+
+    The shifts are seeded by the settings' seed and the song's length alone, never by its place in a
+    batch, so a song's stems are the same bytes however the songs were grouped.
+    """
+    length = mix.shape[-1]
+    if settings.shifts == 0:
+        passes = [(mix, 0)]
+    else:
+        max_shift = int(0.5 * samplerate)
+        padded = torch.nn.functional.pad(mix, (max_shift, max_shift))
+        rng = np.random.default_rng([settings.seed, length])
+        offsets = rng.integers(0, max_shift + 1, settings.shifts)
+        passes = [(padded[:, o : o + length + max_shift], max_shift - int(o)) for o in offsets]
+    song = _Song(key, length, [])
+    segments = []
+    for audio, trim in passes:
+        n = audio.shape[-1]
+        zeros = torch.zeros(audio.shape[0], n)
+        track = _Track(audio, trim, zeros, zeros.clone(), torch.zeros(n))
+        song.tracks.append(track)
+        segments.extend((track, offset) for offset in range(0, n, stride))
+    song.pending = len(segments)
+    return song, segments
+
+
+def _combine(song: _Song) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average the song's passes, each normalised by its overlap-add weight."""
+    channels = song.tracks[0].audio.shape[0]
+    if song.length == 0:
+        return torch.zeros(channels, 0), torch.zeros(channels, 0)
+    span = [slice(t.trim, t.trim + song.length) for t in song.tracks]
+    vocals = sum(t.vocals[:, s] / t.weight[s] for t, s in zip(song.tracks, span))
+    rest = sum(t.rest[:, s] / t.weight[s] for t, s in zip(song.tracks, span))
+    return vocals / len(song.tracks), rest / len(song.tracks)
+
+
+class _Separator:
+    """A model with its segment geometry: turns a stream of mixtures into a stream of stems."""
+
+    def __init__(self, model: BagOfModels | HTDemucs, settings: SeparationSettings) -> None:
+        if VOCALS not in model.sources:
+            raise ValueError(f"the model has no vocals source (sources: {model.sources})")
+        self.model = model
+        self.settings = settings
+        self.vocal_index = model.sources.index(VOCALS)
+        self.seg_len = int(model.samplerate * model_segment_seconds(model, settings.segment))
+        self.stride = max(1, int((1 - settings.overlap) * self.seg_len))
+        self.window = triangle_weight(self.seg_len, torch.device("cpu"))
+
+    def stream(
+        self, mixes: Iterable[tuple[Hashable, torch.Tensor]]
+    ) -> Iterator[tuple[Hashable, torch.Tensor, torch.Tensor]]:
+        source = iter(mixes)
+        queue: deque[tuple[_Song, _Track, int]] = deque()
+        in_flight: deque[_Song] = deque()
+        batch = self.settings.batch_segments
+        exhausted = False
+        while True:
+            while not exhausted and len(queue) < batch:
+                try:
+                    key, mix = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                song, segments = _song(key, mix, self.model.samplerate, self.stride, self.settings)
+                queue.extend((song, track, offset) for track, offset in segments)
+                in_flight.append(song)
+            if not in_flight:
+                return
+            if queue:
+                self._forward([queue.popleft() for _ in range(min(batch, len(queue)))])
+            while in_flight and in_flight[0].pending == 0:  # hand songs back before decoding more
+                done = in_flight.popleft()
+                yield done.key, *_combine(done)
+
+    def _forward(self, chunk: list[tuple[_Song, _Track, int]]) -> None:
+        """One forward pass over a chunk of segments, overlap-added into their tracks."""
+        settings, seg_len = self.settings, self.seg_len
+        batch = torch.stack([_window_of(track.audio, offset, seg_len) for _, track, offset in chunk])
+        autocast = (
+            torch.autocast(device_type=settings.device.type, dtype=settings.autocast_dtype)
+            if settings.autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with torch.no_grad(), autocast:
+            out = apply_model(
+                self.model, batch, shifts=0, split=False, device=settings.device, segment=settings.segment
+            )
+        out = out.float().cpu()
+        for row, (song, track, offset) in enumerate(chunk):
+            n = min(seg_len, track.audio.shape[-1] - offset)
+            left = (seg_len - n) // 2
+            w = self.window[:n]
+            vocals = out[row, self.vocal_index, :, left : left + n]
+            rest = out[row, :, :, left : left + n].sum(dim=0) - vocals
+            track.vocals[:, offset : offset + n] += w * vocals
+            track.rest[:, offset : offset + n] += w * rest
+            track.weight[offset : offset + n] += w
+            song.pending -= 1
+
+
+def separate_stream(
+    model: BagOfModels | HTDemucs, mixes: Iterable[tuple[Hashable, torch.Tensor]], settings: SeparationSettings
+) -> Iterator[tuple[Hashable, torch.Tensor, torch.Tensor]]:
+    """Separate float ``(channels, samples)`` mixtures, given as ``(key, mix)``; yields ``(key, vocals, rest)``.
+
+    ``rest`` is the sum of the other stems. Songs come out in input order, each as soon as its last
+    segment is done. ``mixes`` is pulled lazily, one song whenever the next forward pass needs more
+    segments, so a generator that decodes songs on demand keeps only the songs in flight in memory.
+    """
+    return _Separator(model, settings).stream(mixes)
 
 
 def separate(
     model: BagOfModels | HTDemucs, mixes: list[torch.Tensor], settings: SeparationSettings
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Separate float ``(channels, samples)`` mixtures; returns (vocals, sum of other stems) per song."""
-    if VOCALS not in model.sources:
-        raise ValueError(f"the model has no vocals source (sources: {model.sources})")
-    vocal_index = model.sources.index(VOCALS)
-    seg_len = int(model.samplerate * model_segment_seconds(model, settings.segment))
-    stride = max(1, int((1 - settings.overlap) * seg_len))
-    window = triangle_weight(seg_len, torch.device("cpu"))
-    tracks = _tracks(mixes, model.samplerate, settings)
-    jobs = [(t, offset) for t in tracks for offset in range(0, t.audio.shape[-1], stride)]
-    autocast = (
-        torch.autocast(device_type=settings.device.type, dtype=settings.autocast_dtype)
-        if settings.autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
-    for start in range(0, len(jobs), settings.batch_segments):
-        chunk_jobs = jobs[start : start + settings.batch_segments]
-        batch = torch.stack([_window_of(track.audio, offset, seg_len) for track, offset in chunk_jobs])
-        with torch.no_grad(), autocast:
-            out = apply_model(
-                model, batch, shifts=0, split=False, device=settings.device, segment=settings.segment
-            )
-        out = out.float().cpu()
-        for row, (track, offset) in enumerate(chunk_jobs):
-            n = min(seg_len, track.audio.shape[-1] - offset)
-            left = (seg_len - n) // 2
-            w = window[:n]
-            vocals = out[row, vocal_index, :, left : left + n]
-            rest = out[row, :, :, left : left + n].sum(dim=0) - vocals
-            track.vocals[:, offset : offset + n] += w * vocals
-            track.rest[:, offset : offset + n] += w * rest
-            track.weight[offset : offset + n] += w
-    results = []
-    for song, mix in enumerate(mixes):
-        length = mix.shape[-1]
-        mine = [t for t in tracks if t.song == song]
-        vocals = sum(t.vocals[:, t.trim : t.trim + length] / t.weight[t.trim : t.trim + length] for t in mine)
-        rest = sum(t.rest[:, t.trim : t.trim + length] / t.weight[t.trim : t.trim + length] for t in mine)
-        results.append((vocals / len(mine), rest / len(mine)))
-    return results
+    """Separate a list of mixtures at once; returns (vocals, sum of other stems) per song."""
+    return [(vocals, rest) for _, vocals, rest in separate_stream(model, enumerate(mixes), settings)]

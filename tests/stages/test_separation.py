@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -9,10 +11,11 @@ from demucs.apply import apply_model
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.stage_configs import SeparateConfig
+from songcorpus.stages import separation
 from songcorpus.stages.audio_io import encode_flac, read_flac
 from songcorpus.stages.demucs_models import SMOKE_MODEL, load_separator, weights_digest
 from songcorpus.stages.separate import SeparateStage
-from songcorpus.stages.separation import SeparationSettings, separate
+from songcorpus.stages.separation import SeparationSettings, separate, separate_stream
 
 RATE = 44100
 
@@ -61,6 +64,46 @@ def test_shift_trick_is_deterministic(model):
     first = separate(model, [mix], settings(shifts=2))[0][0]
     assert torch.equal(first, separate(model, [mix], settings(shifts=2))[0][0])
     assert not torch.equal(first, separate(model, [mix], settings(shifts=0))[0][0])
+
+
+def test_a_songs_stems_do_not_depend_on_its_batch(model):
+    gen = torch.Generator().manual_seed(5)
+    first, second = (torch.randn(2, int(RATE * s), generator=gen) * 0.1 for s in (6.0, 8.0))
+    for shifts in (0, 2):
+        together = separate(model, [first, second], settings(shifts=shifts))[1]
+        alone = separate(model, [second], settings(shifts=shifts, batch_segments=1))[0]
+        assert torch.allclose(together[0], alone[0], atol=1e-6)
+        assert torch.allclose(together[1], alone[1], atol=1e-6)
+
+
+def test_stream_decodes_lazily_and_keeps_few_songs_in_flight(model):
+    gen = torch.Generator().manual_seed(2)
+    mixes = [torch.randn(2, RATE * 9, generator=gen) * 0.1 for _ in range(6)]  # 2 segments each
+    pulled: list[int] = []
+
+    def source():
+        for key, mix in enumerate(mixes):
+            pulled.append(key)
+            yield key, mix
+
+    in_flight = []
+    keys = []
+    for key, vocals, _ in separate_stream(model, source(), settings(batch_segments=3)):
+        in_flight.append(len(pulled) - len(keys))
+        keys.append(key)
+        assert vocals.shape == mixes[key].shape
+    assert keys == list(range(6))
+    # 3 segments per pass span at most 2 songs of 2 segments: never a whole batch of songs at once
+    assert max(in_flight) <= 2
+
+
+def test_bf16_autocast_path_stays_close_to_fp32(model):
+    mix = torch.randn(2, RATE * 8, generator=torch.Generator().manual_seed(4)) * 0.1
+    exact = separate(model, [mix], settings())[0][0]
+    (vocals, _), = separate(model, [mix], settings(autocast_dtype=torch.bfloat16))
+    assert vocals.dtype == torch.float32 and vocals.shape == mix.shape
+    error_db = 10 * torch.log10(((vocals - exact) ** 2).mean() / (exact**2).mean())
+    assert error_db < -20  # bf16 keeps 8 bits of mantissa: about -40 dB on this model
 
 
 def _stage(tmp_path, smoke_repo, **cfg) -> SeparateStage:
@@ -117,3 +160,62 @@ def test_wrong_sample_rate_is_rejected_with_the_setting_to_change(tmp_path, smok
     rel = storage.write_bytes("artifacts/standardize/x/audio.flac", encode_flac(np.zeros((2, 16000)), 16000))
     (result,) = stage.process_batch([("x", {"song_id": "x", "audio": rel}, "f")])
     assert isinstance(result, Reject) and "stages.standardize.sample_rate" in result.message
+
+
+def _stem_bytes(stage: SeparateStage, result) -> tuple[bytes, bytes]:
+    storage = stage.context.storage
+    return storage.read_bytes(result.record["vocals"]), storage.read_bytes(result.record["accomp"])
+
+
+def _stems(stage: SeparateStage, result) -> np.ndarray:
+    return np.stack([read_flac(data)[0] for data in _stem_bytes(stage, result)])
+
+
+def test_background_writer_gives_the_same_stems_as_in_line(tmp_path, smoke_repo):
+    inline = _stage(tmp_path / "inline", smoke_repo)
+    threaded = _stage(tmp_path / "threaded", smoke_repo)
+    threaded.writer_threads = 2  # what a GPU worker does
+    outputs = []
+    for stage in (inline, threaded):
+        songs = [_song(stage.context.storage, f"s{i}", 5.0 + i, i) for i in range(4)]
+        results = stage.process_batch([(f"s{i}", rec, f"fp{i}") for i, (rec, _) in enumerate(songs)])
+        outputs.append([_stem_bytes(stage, r) for r in results])
+    assert outputs[0] == outputs[1]
+
+
+def _failing_over(limit: int):
+    """apply_model that runs out of memory on batches of more than ``limit`` segments (fault injection)."""
+
+    def wrapped(model, mix, **kwargs):
+        if mix.shape[0] > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return apply_model(model, mix, **kwargs)
+
+    return wrapped
+
+
+def test_out_of_memory_halves_the_batch_and_redoes_unwritten_songs(tmp_path, smoke_repo, monkeypatch):
+    reference = _stage(tmp_path / "ref", smoke_repo)
+    stage = _stage(tmp_path / "oom", smoke_repo)
+    stage.settings = replace(stage.settings, batch_segments=8)
+    items = {}
+    for st in (reference, stage):
+        songs = [_song(st.context.storage, f"s{i}", 4.0 + 3 * i, i) for i in range(3)]
+        items[st] = [(f"s{i}", rec, f"fp{i}") for i, (rec, _) in enumerate(songs)]
+    expected = [_stems(reference, r) for r in reference.process_batch(items[reference])]
+    monkeypatch.setattr(separation, "apply_model", _failing_over(2))
+    results = stage.process_batch(items[stage])
+    assert stage.settings.batch_segments == 2
+    for result, stems in zip(results, expected, strict=True):
+        assert np.allclose(_stems(stage, result), stems, atol=1e-5)  # batch size moves float rounding only
+
+
+def test_out_of_memory_at_one_segment_is_a_retryable_rejection(tmp_path, smoke_repo, monkeypatch):
+    stage = _stage(tmp_path, smoke_repo)
+    storage = stage.context.storage
+    good, _ = _song(storage, "good", 6.0, 1)
+    missing = {"song_id": "gone", "audio": "artifacts/standardize/gone/audio.flac"}
+    monkeypatch.setattr(separation, "apply_model", _failing_over(0))
+    oom, unreadable = stage.process_batch([("good", good, "f1"), ("gone", missing, "f2")])
+    assert isinstance(oom, Reject) and oom.reason == "out_of_memory" and oom.retryable
+    assert isinstance(unreadable, Reject) and unreadable.reason == "input_artifact_unreadable"
