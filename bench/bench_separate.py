@@ -1,19 +1,31 @@
-"""Throughput of the separate stage in the pipeline against bare Demucs ``apply_model``.
+"""Throughput of the separate stage in the pipeline against bare Demucs on the same songs.
 
 Both sides use the same full-size, randomly initialised HTDemucs (``smoke_htdemucs_full``: the
-compute of the pretrained htdemucs), the same standardized songs and the same number of torch
-threads. Reference: ``apply_model(model, mix, split=True, overlap=0.25)`` song after song in this
-process. Pipeline: the separate stage on the embedded Ray (one actor with those threads, ingest and
-standardize already done so nothing else competes), timed by its own ledger. Prints audio-seconds per second for both and their ratio (target >= 0.9 on CPU).
+compute of the pretrained htdemucs), the same standardized songs, the same device, precision and
+number of torch threads.
+
+References, run in this process while no Ray is up (once before the pipeline, once after, so that
+their spread shows the machine's noise):
+  - ``stock``: ``apply_model(model, mix, split=True, overlap=0.25)`` song after song, fp32: what a
+    user of Demucs runs;
+  - ``batched`` (only with ``--batch-segments`` > 1 or a precision other than fp32): our batched
+    separation with the pipeline's settings, song after song, without Ray. It isolates the cost of the
+    pipeline itself from the gain of batching.
+Pipeline: the separate stage on the embedded Ray with one worker, ingest and standardize already
+done so nothing else competes, timed by its own ledger (first item started to last item finished).
+Prints audio-seconds per second for each and the ratio pipeline / reference (target >= 0.9 on CPU).
 
     .venv/bin/python bench/bench_separate.py [--songs 4] [--seconds 30] [--threads 2]
+    .venv/bin/python bench/bench_separate.py --device cuda --precision bf16 --batch-segments 16 --batch-size 8
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +34,10 @@ import torch
 from demucs.apply import apply_model
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job
+from songcorpus.pipeline.runtime import stop_ray
 from songcorpus.stages.demucs_models import load_separator
+from songcorpus.stages.separate import AUTOCAST
+from songcorpus.stages.separation import SeparationSettings, separate
 
 MODEL = "smoke_htdemucs_full"
 
@@ -43,43 +58,96 @@ def write_songs(folder: Path, songs: int, seconds: float) -> Path:
     return folder / "manifest.csv"
 
 
+def job_text(work: Path, manifest: Path, args: argparse.Namespace, with_separate: bool) -> str:
+    text = (
+        f'name = "bench"\nroot = "{work / "out"}"\n[input]\nmanifest = "{manifest}"\n'
+        "[runtime]\nstall_timeout_s = 3600\n[stages.ingest]\n[stages.standardize]\n"
+    )
+    if not with_separate:
+        return text
+    gpus = 1 if args.device == "cuda" else 0
+    return text + (
+        f'[stages.separate]\nmodel = "{MODEL}"\nrepo = "{work / "models"}"\ncpu_threads = {args.threads}\n'
+        f'device = "{args.device}"\nprecision = "{args.precision}"\nbatch_segments = {args.batch_segments}\n'
+        f"[stages.separate.resources]\nnum_cpus = {args.threads}\nnum_gpus = {gpus}\n"
+        f"batch_size = {args.batch_size}\nmax_workers = 1\n"
+    )
+
+
+def timed_pass(songs: list[np.ndarray], separate_one: Callable[[torch.Tensor], object], device: str) -> float:
+    """Audio-seconds per second of ``separate_one`` over every song (decoded before timing)."""
+    start = time.perf_counter()
+    for mix in songs:
+        separate_one(torch.from_numpy(mix))
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return sum(m.shape[1] for m in songs) / 44100 / (time.perf_counter() - start)
+
+
+def bare_references(work: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One pass of each reference over the standardized songs, with no Ray running."""
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    model = load_separator(MODEL, str(work / "models")).to(device)
+    paths = sorted((work / "out" / "artifacts" / "standardize").glob("*/audio.flac"))
+    songs = [sf.read(p, dtype="float32", always_2d=True)[0].T.copy() for p in paths]
+
+    def stock(mix: torch.Tensor) -> object:
+        with torch.no_grad():
+            return apply_model(model, mix[None], split=True, overlap=0.25, shifts=0, device=device)
+
+    rates = {"stock": timed_pass(songs, stock, args.device)}
+    if args.batch_segments > 1 or args.precision != "fp32":
+        settings = SeparationSettings(
+            segment=None, overlap=0.25, shifts=0, batch_segments=args.batch_segments, device=device,
+            autocast_dtype=AUTOCAST[args.precision], seed=0,
+        )
+        rates["batched"] = timed_pass(songs, lambda mix: separate(model, [mix], settings), args.device)
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--songs", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (and CPUs of the worker)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=sorted(AUTOCAST), default="fp32")
+    parser.add_argument("--batch-segments", type=int, default=1, help="segments per forward pass (GPU)")
+    parser.add_argument("--batch-size", type=int, default=1, help="songs per pipeline batch")
     args = parser.parse_args()
+    if args.device == "cpu" and (args.precision != "fp32" or args.batch_segments > 1):
+        parser.error("--precision and --batch-segments apply on --device cuda only (the stage ignores them on CPU)")
     work = Path(tempfile.mkdtemp(prefix="bench-separate-"))
     manifest = write_songs(work / "songs", args.songs, args.seconds)
-    repo = work / "models"
 
-    text = (
-        f'name = "bench"\nroot = "{work / "out"}"\n[input]\nmanifest = "{manifest}"\n'
-        "[runtime]\nnum_cpus = 2\nstall_timeout_s = 3600\n[stages.ingest]\n[stages.standardize]\n"
-    )
-    run_job(parse_job(text), text)  # standardize first, so nothing else competes for the CPUs below
-    text += (
-        f'[stages.separate]\nmodel = "{MODEL}"\nrepo = "{repo}"\ncpu_threads = {args.threads}\n'
-        f"[stages.separate.resources]\nnum_cpus = {args.threads}\nbatch_size = 1\nmax_workers = 1\n"
-    )
+    # standardize first, so that nothing else competes with separate below
+    run_job(parse_job(job_text(work, manifest, args, False)), job_text(work, manifest, args, False))
+    stop_ray()
+    before = bare_references(work, args)
+    text = job_text(work, manifest, args, True)
+    started = time.perf_counter()
     result = run_job(parse_job(text), text)
+    job_wall = time.perf_counter() - started
+    stop_ray()
+    after = bare_references(work, args)
+
     stage = {s["name"]: s for s in result.report["stages"]}["separate"]
+    if stage["ok"] != args.songs:
+        raise SystemExit(f"the pipeline separated {stage['ok']} of {args.songs} songs: {stage['reasons']}")
     pipeline = stage["audio_seconds"] / stage["wall_seconds"]
-
-    torch.set_num_threads(args.threads)
-    model = load_separator(MODEL, str(repo))
-    audio = 0.0
-    start = time.perf_counter()
-    for path in sorted((work / "out" / "artifacts" / "standardize").glob("*/audio.flac")):
-        mix, rate = sf.read(path, dtype="float32", always_2d=True)
-        with torch.no_grad():
-            apply_model(model, torch.from_numpy(mix.T.copy())[None], split=True, overlap=0.25, shifts=0)
-        audio += len(mix) / rate
-    bare = audio / (time.perf_counter() - start)
-
-    print(f"songs: {args.songs} x {args.seconds:g} s, torch threads: {args.threads}, model: {MODEL} (random)")
-    print(f"reference  bare apply_model, song by song:  {bare:7.3f} audio-s/s")
-    print(f"pipeline   separate stage (ledger wall):     {pipeline:7.3f} audio-s/s   ratio {pipeline / bare:.2f}")
+    print(
+        f"songs: {args.songs} x {args.seconds:g} s, model: {MODEL} (random, full size), device: {args.device}, "
+        f"torch threads: {args.threads}, precision: {args.precision}, batch_segments: {args.batch_segments}"
+    )
+    for name in before:
+        runs = [before[name], after[name]]
+        print(f"reference  {name:8s} bare, no Ray:  {statistics.mean(runs):7.3f} audio-s/s "
+              f"(passes: {runs[0]:.3f} before, {runs[1]:.3f} after the pipeline)")
+    print(f"pipeline   separate stage (ledger wall): {pipeline:7.3f} audio-s/s")
+    for name in before:
+        print(f"ratio      pipeline / {name:8s}          {pipeline / statistics.mean([before[name], after[name]]):7.2f}")
+    print(f"whole job incl. Ray start, worker start and model load: {stage['audio_seconds'] / job_wall:.3f} audio-s/s")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pyarrow.compute as pc
@@ -37,6 +38,8 @@ def test_four_one_cpu_actor_stages_finish_on_two_cpus(tmp_path, ray_cluster):
     for cls in (ToyA, ToyB, ToyC, ToyD):
         rows = run_rows(ctx, ledger, cls.name)
         assert len(rows) == len(ROWS) and all(r["status"] == "ok" for r in rows.values())
+        # a model set up on one thread and called on another costs ~10% on CPU (two OpenMP teams)
+        assert all(json.loads(r["record"])["on_setup_thread"] for r in rows.values())
 
 
 @pytest.mark.timeout(180)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,9 @@ class ToyStage(Stage[ToyConfig]):
     version = 1
     config_type = ToyConfig
 
+    def setup(self) -> None:
+        self.setup_thread = threading.get_ident()
+
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         cfg = self.config
         time.sleep(cfg.sleep_s)
@@ -36,7 +40,11 @@ class ToyStage(Stage[ToyConfig]):
             if not marker.exists():
                 marker.touch()
                 os._exit(1)
-        return Result({**record, "path": record.get("path", []) + [self.name]}, audio_seconds=1.0)
+        same_thread = threading.get_ident() == self.setup_thread
+        return Result(
+            {**record, "path": record.get("path", []) + [self.name], "on_setup_thread": same_thread},
+            audio_seconds=1.0,
+        )
 
 
 class ToyA(ToyStage):
