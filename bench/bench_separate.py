@@ -13,9 +13,10 @@ their spread shows the machine's noise):
     pipeline itself from the gain of batching.
 Pipeline: the separate stage on the embedded Ray with one worker, ingest and standardize already
 done so nothing else competes, timed by its own ledger (first item started to last item finished).
+Both sides are warmed up by one forward pass first (the stage does this in its setup).
 Prints audio-seconds per second for each and the ratio pipeline / reference (target >= 0.9 on CPU).
 
-    .venv/bin/python bench/bench_separate.py [--songs 4] [--seconds 30] [--threads 2]
+    .venv/bin/python bench/bench_separate.py [--songs 8] [--seconds 30] [--threads 2]
     .venv/bin/python bench/bench_separate.py --device cuda --precision bf16 --batch-segments 16 --batch-size 8
 """
 
@@ -26,6 +27,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +35,10 @@ import soundfile as sf
 import torch
 from demucs.apply import apply_model
 from songcorpus.pipeline.jobfile import parse_job
+from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.runtime import stop_ray
+from songcorpus.pipeline.storage import Storage
 from songcorpus.stages.demucs_models import load_separator
 from songcorpus.stages.separate import AUTOCAST
 from songcorpus.stages.separation import SeparationSettings, separate
@@ -74,17 +78,26 @@ def job_text(work: Path, manifest: Path, args: argparse.Namespace, with_separate
     )
 
 
-def timed_pass(songs: list[np.ndarray], separate_one: Callable[[torch.Tensor], object], device: str) -> float:
-    """Audio-seconds per second of ``separate_one`` over every song (decoded before timing)."""
-    start = time.perf_counter()
+@dataclass(frozen=True)
+class Rate:
+    audio_per_second: float
+    median_song_seconds: float
+
+
+def timed_pass(songs: list[np.ndarray], separate_one: Callable[[torch.Tensor], object], device: str) -> Rate:
+    """Throughput of ``separate_one`` over every song (decoded before timing), and its time per song."""
+    seconds = []
     for mix in songs:
+        start = time.perf_counter()
         separate_one(torch.from_numpy(mix))
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return sum(m.shape[1] for m in songs) / 44100 / (time.perf_counter() - start)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    return Rate(sum(m.shape[1] for m in songs) / 44100 / sum(seconds), statistics.median(seconds))
 
 
-def bare_references(work: Path, args: argparse.Namespace) -> dict[str, float]:
+
+def bare_references(work: Path, args: argparse.Namespace) -> dict[str, Rate]:
     """One pass of each reference over the standardized songs, with no Ray running."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -96,6 +109,7 @@ def bare_references(work: Path, args: argparse.Namespace) -> dict[str, float]:
         with torch.no_grad():
             return apply_model(model, mix[None], split=True, overlap=0.25, shifts=0, device=device)
 
+    stock(torch.zeros(2, 44100 * 8))  # warm-up, as the stage's setup does before its first song
     rates = {"stock": timed_pass(songs, stock, args.device)}
     if args.batch_segments > 1 or args.precision != "fp32":
         settings = SeparationSettings(
@@ -108,7 +122,7 @@ def bare_references(work: Path, args: argparse.Namespace) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--songs", type=int, default=4)
+    parser.add_argument("--songs", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (and CPUs of the worker)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -136,17 +150,20 @@ def main() -> None:
     if stage["ok"] != args.songs:
         raise SystemExit(f"the pipeline separated {stage['ok']} of {args.songs} songs: {stage['reasons']}")
     pipeline = stage["audio_seconds"] / stage["wall_seconds"]
+    song_seconds = statistics.median(Ledger(Storage(str(work / "out"))).read("separate")["seconds"].to_pylist())
     print(
         f"songs: {args.songs} x {args.seconds:g} s, model: {MODEL} (random, full size), device: {args.device}, "
         f"torch threads: {args.threads}, precision: {args.precision}, batch_segments: {args.batch_segments}"
     )
     for name in before:
-        runs = [before[name], after[name]]
-        print(f"reference  {name:8s} bare, no Ray:  {statistics.mean(runs):7.3f} audio-s/s "
+        runs = [before[name].audio_per_second, after[name].audio_per_second]
+        median = statistics.mean([before[name].median_song_seconds, after[name].median_song_seconds])
+        print(f"reference  {name:8s} bare, no Ray:   {statistics.mean(runs):7.3f} audio-s/s, {median:6.2f} s per song "
               f"(passes: {runs[0]:.3f} before, {runs[1]:.3f} after the pipeline)")
-    print(f"pipeline   separate stage (ledger wall): {pipeline:7.3f} audio-s/s")
+    print(f"pipeline   separate stage (ledger wall): {pipeline:7.3f} audio-s/s, {song_seconds:6.2f} s per song (median)")
     for name in before:
-        print(f"ratio      pipeline / {name:8s}          {pipeline / statistics.mean([before[name], after[name]]):7.2f}")
+        reference = statistics.mean([before[name].audio_per_second, after[name].audio_per_second])
+        print(f"ratio      pipeline / {name:8s}          {pipeline / reference:7.2f}")
     print(f"whole job incl. Ray start, worker start and model load: {stage['audio_seconds'] / job_wall:.3f} audio-s/s")
 
 

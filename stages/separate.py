@@ -19,11 +19,19 @@ from ..schemas.stage_configs import SeparateConfig
 from .audio_io import encode_flac, read_flac
 from .audio_stats import frame_rms_db
 from .demucs_models import is_smoke, load_separator, weights_digest
-from .separation import SeparationSettings, separate_stream
+from .separation import SeparationSettings, model_segment_seconds, separate_stream, warm_up
 
 log = logging.getLogger(__name__)
 
 AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ValueError("stages.separate.device = 'cuda' but this worker sees no GPU")
+    return torch.device(setting)
 
 
 def _energy_db(audio: np.ndarray) -> float:
@@ -41,14 +49,8 @@ class SeparateStage(Stage[SeparateConfig]):
         cfg = self.config
         threads = cfg.cpu_threads or max(1, math.ceil(cfg.resources.num_cpus))
         torch.set_num_threads(threads)
-        self.model = load_separator(cfg.model, cfg.repo)
-        if cfg.device == "auto":
-            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        else:
-            device = torch.device(cfg.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("stages.separate.device = 'cuda' but this worker sees no GPU")
-        self.model.to(device)
+        device = _device(cfg.device)
+        self.model = load_separator(cfg.model, cfg.repo).to(device)
         on_gpu = device.type == "cuda"
         self.settings = SeparationSettings(
             segment=cfg.segment,
@@ -62,7 +64,23 @@ class SeparateStage(Stage[SeparateConfig]):
         # On a GPU the host-side writing of finished songs overlaps the next forward passes; on a CPU
         # the torch threads already use every core, so it runs in line.
         self.writer_threads = max(1, threads - 1) if on_gpu else 0
-        log.info("separate: %s on %s (%d threads)", cfg.model, device, threads)
+        self._warm_up()
+        log.info("separate: %s on %s (%d threads, %d segments per pass)", cfg.model, device, threads,
+                 self.settings.batch_segments)
+
+    def _warm_up(self) -> None:
+        """Run one full forward pass before the first song, halving ``batch_segments`` until it fits."""
+        while True:
+            try:
+                warm_up(self.model, self.settings)
+                return
+            except torch.OutOfMemoryError:
+                if not self._shrink_batch():
+                    seconds = model_segment_seconds(self.model, self.config.segment)
+                    raise ValueError(
+                        f"stages.separate: one {seconds:g} s segment of {self.config.model} does not fit this GPU; "
+                        "lower stages.separate.segment"
+                    ) from None
 
     def weights_hash(self) -> str:
         """Loads the model on the driver too: the preflight check that it exists and loads."""

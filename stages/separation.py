@@ -209,6 +209,18 @@ def separate_stream(
     return _Separator(model, settings).stream(mixes)
 
 
+def warm_up(model: BagOfModels | HTDemucs, settings: SeparationSettings) -> None:
+    """One forward pass of exactly ``batch_segments`` segments of silence, the shape every pass will have.
+
+    One-time costs (allocator growth, oneDNN/cuDNN kernel choice, the CUDA context) are paid here
+    rather than by the first song, and a batch that does not fit the device fails here.
+    """
+    separator = _Separator(model, settings)
+    silence = torch.zeros(model.audio_channels, separator.stride * settings.batch_segments)
+    for _ in separator.stream([("warm-up", silence)]):
+        pass
+
+
 def separate(
     model: BagOfModels | HTDemucs, mixes: list[torch.Tensor], settings: SeparationSettings
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:

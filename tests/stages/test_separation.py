@@ -15,7 +15,7 @@ from songcorpus.stages import separation
 from songcorpus.stages.audio_io import encode_flac, read_flac
 from songcorpus.stages.demucs_models import SMOKE_MODEL, load_separator, weights_digest
 from songcorpus.stages.separate import SeparateStage
-from songcorpus.stages.separation import SeparationSettings, separate, separate_stream
+from songcorpus.stages.separation import SeparationSettings, separate, separate_stream, warm_up
 
 RATE = 44100
 
@@ -219,3 +219,26 @@ def test_out_of_memory_at_one_segment_is_a_retryable_rejection(tmp_path, smoke_r
     oom, unreadable = stage.process_batch([("good", good, "f1"), ("gone", missing, "f2")])
     assert isinstance(oom, Reject) and oom.reason == "out_of_memory" and oom.retryable
     assert isinstance(unreadable, Reject) and unreadable.reason == "input_artifact_unreadable"
+
+
+def test_warm_up_runs_one_pass_of_the_production_batch_shape(model, monkeypatch):
+    shapes = []
+
+    def spy(model, mix, **kwargs):
+        shapes.append(tuple(mix.shape))
+        return apply_model(model, mix, **kwargs)
+
+    monkeypatch.setattr(separation, "apply_model", spy)
+    warm_up(model, settings(batch_segments=3))
+    assert len(shapes) == 1 and shapes[0][0] == 3
+
+
+def test_warm_up_finds_a_batch_that_fits_before_the_first_song(tmp_path, smoke_repo, monkeypatch):
+    stage = _stage(tmp_path, smoke_repo)
+    stage.settings = replace(stage.settings, batch_segments=16)
+    monkeypatch.setattr(separation, "apply_model", _failing_over(4))
+    stage._warm_up()
+    assert stage.settings.batch_segments == 4
+    monkeypatch.setattr(separation, "apply_model", _failing_over(0))
+    with pytest.raises(ValueError, match="stages.separate.segment"):
+        stage._warm_up()
