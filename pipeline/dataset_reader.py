@@ -270,10 +270,19 @@ def read_with_hf(version_or_path: str, split: str = "train", root: str | None = 
     """The Hugging Face ``datasets`` recipe: the split's shards through its ``webdataset`` builder.
 
     Streams, and leaves audio undecoded (``{"bytes", "path"}`` per FLAC member): decode with
-    ``soundfile.read(io.BytesIO(row["mix.flac"]["bytes"]))``, which keeps the exact samples and needs
-    no FFmpeg. Needs ``pip install datasets``; local roots only (the builder reads paths).
+    ``soundfile.read(io.BytesIO(row["mix.flac"]["bytes"]))``, which keeps the exact samples. Needs
+    ``pip install datasets`` and FFmpeg's shared libraries (``datasets`` loads ``torchcodec`` for
+    every audio column, decoded or not); local roots only (the builder reads paths).
     """
     import datasets
+
+    try:
+        import torchcodec.encoders  # noqa: F401 - what datasets' Audio feature loads per row
+    except (ImportError, RuntimeError) as exc:
+        raise ImportError(
+            "the Hugging Face recipe needs torchcodec and FFmpeg 4-7 shared libraries "
+            "(Debian/Ubuntu: sudo apt-get install ffmpeg); open_dataset needs neither"
+        ) from exc
 
     version_dir, manifest = resolve_version(version_or_path, root)
     urls = shard_urls(manifest, version_dir, split)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything songcorpus needs on a fresh machine; safe to run again (it skips what is done).
-#   - the Debian package fluidsynth (renders the synthetic corpus' accompaniment), installed when
-#     running as root, otherwise named with the exact command to run;
+#   - the Debian packages fluidsynth (renders the synthetic corpus' accompaniment) and ffmpeg (the
+#     libraries Hugging Face datasets needs for audio), installed when running as root, otherwise
+#     named with the exact command to run;
 #   - uv (from PyPI, into .tools/uv) and the Python environment .venv from uv.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,14 +10,19 @@ cd "$(dirname "$0")/.."
 UV_VERSION=0.13.8
 PYTHON=${SONGCORPUS_PYTHON:-python3.11}
 
-if ! command -v fluidsynth >/dev/null 2>&1; then
+# Debian packages: fluidsynth renders the synthetic corpus; FFmpeg's shared libraries (4 to 7) are what
+# torchcodec loads when Hugging Face `datasets` reads audio columns (the read_with_hf recipe).
+missing=()
+command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
+ldconfig -p 2>/dev/null | grep -Eq 'libavutil\.so\.5[6-9] ' || missing+=(ffmpeg)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing the Debian package fluidsynth"
+    echo "bootstrap: installing the Debian packages ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fluidsynth >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "bootstrap: fluidsynth is missing; install it with: sudo apt-get install fluidsynth" >&2
-    echo "           (only the synthetic corpus needs it; everything else works without)" >&2
+    echo "bootstrap: missing ${missing[*]}; install with: sudo apt-get install ${missing[*]}" >&2
+    echo "           (fluidsynth: only the synthetic corpus needs it; ffmpeg: only the Hugging Face recipe)" >&2
   fi
 fi
 
