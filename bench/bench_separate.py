@@ -14,6 +14,11 @@ their spread shows the machine's noise):
 Pipeline: the separate stage on the embedded Ray with one worker, ingest and standardize already
 done so nothing else competes, timed by its own ledger (first item started to last item finished).
 Both sides are warmed up by one forward pass first (the stage does this in its setup).
+
+With as many torch threads as cores (2 on 2), the ratio also carries Ray Data's own pollers (its
+driver loop and helper actors wake ~100 times a second each) preempting torch's OpenMP team: expect
+0.9 +- 0.05 run to run there. ``--threads`` one below the core count leaves them a core, as a real node
+does.
 Prints audio-seconds per second for each and the ratio pipeline / reference (target >= 0.9 on CPU).
 
     .venv/bin/python bench/bench_separate.py [--songs 8] [--seconds 30] [--threads 2]
