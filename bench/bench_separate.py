@@ -101,7 +101,6 @@ def timed_pass(songs: list[np.ndarray], separate_one: Callable[[torch.Tensor], o
     return Rate(sum(m.shape[1] for m in songs) / 44100 / sum(seconds), statistics.median(seconds))
 
 
-
 def bare_references(work: Path, args: argparse.Namespace) -> dict[str, Rate]:
     """One pass of each reference over the standardized songs, with no Ray running."""
     torch.set_num_threads(args.threads)
@@ -141,7 +140,8 @@ def main() -> None:
     manifest = write_songs(work / "songs", args.songs, args.seconds)
 
     # standardize first, so that nothing else competes with separate below
-    run_job(parse_job(job_text(work, manifest, args, False)), job_text(work, manifest, args, False))
+    standardize_only = job_text(work, manifest, args, False)
+    run_job(parse_job(standardize_only), standardize_only)
     stop_ray()
     before = bare_references(work, args)
     text = job_text(work, manifest, args, True)
@@ -160,14 +160,13 @@ def main() -> None:
         f"songs: {args.songs} x {args.seconds:g} s, model: {MODEL} (random, full size), device: {args.device}, "
         f"torch threads: {args.threads}, precision: {args.precision}, batch_segments: {args.batch_segments}"
     )
-    for name in before:
-        runs = [before[name].audio_per_second, after[name].audio_per_second]
+    references = {name: statistics.mean([before[name].audio_per_second, after[name].audio_per_second]) for name in before}
+    for name, reference in references.items():
         median = statistics.mean([before[name].median_song_seconds, after[name].median_song_seconds])
-        print(f"reference  {name:8s} bare, no Ray:   {statistics.mean(runs):7.3f} audio-s/s, {median:6.2f} s per song "
-              f"(passes: {runs[0]:.3f} before, {runs[1]:.3f} after the pipeline)")
+        print(f"reference  {name:8s} bare, no Ray:   {reference:7.3f} audio-s/s, {median:6.2f} s per song "
+              f"(passes: {before[name].audio_per_second:.3f} before, {after[name].audio_per_second:.3f} after the pipeline)")
     print(f"pipeline   separate stage (ledger wall): {pipeline:7.3f} audio-s/s, {song_seconds:6.2f} s per song (median)")
-    for name in before:
-        reference = statistics.mean([before[name].audio_per_second, after[name].audio_per_second])
+    for name, reference in references.items():
         print(f"ratio      pipeline / {name:8s}          {pipeline / reference:7.2f}")
     print(f"whole job incl. Ray start, worker start and model load: {stage['audio_seconds'] / job_wall:.3f} audio-s/s")
 

@@ -130,7 +130,9 @@ class SeparateStage(Stage[SeparateConfig]):
             retryable=True,
         )
 
-    def _separate(self, items: list[tuple[str, dict, str]], todo: list[int], results: dict) -> None:
+    def _separate(
+        self, items: list[tuple[str, dict, str]], todo: list[int], results: dict[int, Result | BaseException]
+    ) -> None:
         """Decode songs as the stream asks for them; hand each finished song to the host-side writer."""
         mixes: dict[int, np.ndarray] = {}
 
