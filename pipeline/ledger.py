@@ -1,15 +1,21 @@
-"""The per-stage ledger: every item outcome, appended as Parquet parts, never rewritten in place.
+"""The per-stage ledger: every item outcome, appended as Parquet files, never rewritten in place.
 
-Workers append one part per batch, so a killed driver loses nothing that finished. Parts are
-compacted at the end of a run; a compacted file names the parts it absorbed in its metadata, so a
-crash between writing it and deleting them never double-counts a row.
+The driver appends outcomes in parts of thousands of rows (see :class:`LedgerWriter`), and merges
+parts as they pile up, tier by tier: ``fan_in`` files of one level become one file of the next. A
+stage's folder therefore holds at most ``fan_in`` files per level, and a level holds ``fan_in``
+times the rows of the one below it, so the file count grows with the logarithm of the rows ever
+logged. A merged file names the files it absorbed in its metadata, so a crash between writing it
+and deleting them never double-counts a row.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
+import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -20,6 +26,8 @@ from ..schemas.records import LEDGER_SCHEMA, OK, Outcome
 from .storage import Storage
 
 _ABSORBED_KEY = b"songcorpus.absorbed_parts"
+_MERGED = re.compile(r"^merged-L(\d+)-")
+FAN_IN = 8
 
 
 @dataclass(frozen=True)
@@ -32,35 +40,26 @@ class Prior:
     retryable: bool
     attempts: int
     audio_seconds: float
+    #: the output record (JSON text) of an ok outcome, as the next stage reads it
+    record: str | None = None
 
     def is_final(self, max_attempts: int) -> bool:
         """True when the item must not be computed again: ok, a deterministic rejection, or out of tries."""
         return self.status == OK or not self.retryable or self.attempts >= max_attempts
 
 
-def outcomes_to_table(run_id: str, stage: str, version: int, outcomes: list[Outcome]) -> pa.Table:
-    rows = [
-        {
-            "run_id": run_id,
-            "stage": stage,
-            "stage_version": version,
-            "item_id": o.item_id,
-            "fingerprint": o.fingerprint,
-            "status": o.status,
-            "reason": o.reason,
-            "message": o.message,
-            "retryable": o.retryable,
-            "reused": o.reused,
-            "attempt": o.attempt,
-            "record": None if o.record is None else json.dumps(o.record, sort_keys=True),
-            "audio_seconds": float(o.audio_seconds),
-            "seconds": float(o.seconds),
-            "finished_at": float(o.finished_at),
-            "worker": o.worker,
-        }
-        for o in outcomes
-    ]
-    return pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
+def outcome_row(run_id: str, stage: str, version: int, o: Outcome, record_json: str | None = None) -> dict:
+    """One ledger row; ``record_json`` saves re-encoding a record that is already JSON text."""
+    if record_json is None and o.record is not None and not o.reused:
+        record_json = json.dumps(o.record, sort_keys=True)
+    return {
+        "run_id": run_id, "stage": stage, "stage_version": version, "item_id": o.item_id,
+        "fingerprint": o.fingerprint, "status": o.status, "reason": o.reason, "message": o.message,
+        "retryable": o.retryable, "reused": o.reused, "attempt": o.attempt,
+        "record": None if o.reused else record_json,
+        "audio_seconds": float(o.audio_seconds), "seconds": float(o.seconds),
+        "finished_at": float(o.finished_at), "worker": o.worker, "timings": o.timings or None,
+    }
 
 
 def _table_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) -> bytes:
@@ -69,6 +68,12 @@ def _table_bytes(table: pa.Table, metadata: dict[bytes, bytes] | None = None) ->
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
+
+
+def _level(name: str) -> int:
+    """0 for a part, n for a file merged at level n (``compacted-`` files predate levels: 1)."""
+    match = _MERGED.match(name)
+    return int(match.group(1)) if match else int(name.startswith("compacted-"))
 
 
 class Ledger:
@@ -81,77 +86,134 @@ class Ledger:
         return f"ledger/{stage}"
 
     def append(self, run_id: str, stage: str, version: int, outcomes: list[Outcome]) -> None:
-        if not outcomes:
-            return
-        table = outcomes_to_table(run_id, stage, version, outcomes)
-        # the row count in the name lets progress be counted from a directory listing alone
-        rel = f"{self._dir(stage)}/part-{run_id}-{uuid.uuid4().hex}-{len(outcomes)}.parquet"
-        self.storage.write_bytes(rel, _table_bytes(table))
+        self.append_rows(stage, [outcome_row(run_id, stage, version, o) for o in outcomes])
+
+    def append_rows(self, stage: str, rows: list[dict]) -> None:
+        """Write ``rows`` (ledger rows as dicts) as one new part."""
+        if rows:
+            table = pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
+            self.storage.write_bytes(f"{self._dir(stage)}/part-{uuid.uuid4().hex}.parquet", _table_bytes(table))
 
     def _live_files(self, stage: str) -> list[str]:
         files = self.storage.list_files(self._dir(stage), ".parquet")
         absorbed: set[str] = set()
         for rel in files:
-            if rel.rsplit("/", 1)[1].startswith("compacted-"):
+            if _level(rel.rsplit("/", 1)[1]) > 0:
                 meta = pq.read_schema(self.storage.fs.open_input_file(self.storage.full(rel))).metadata or {}
                 absorbed.update(json.loads(meta.get(_ABSORBED_KEY, b"[]")))
         return [f for f in files if f.rsplit("/", 1)[1] not in absorbed]
 
-    def read(self, stage: str) -> pa.Table:
+    def _read_files(self, files: Iterable[str], columns: list[str] | None = None) -> pa.Table:
+        schema = LEDGER_SCHEMA if columns is None else pa.schema([LEDGER_SCHEMA.field(c) for c in columns])
+        tables = [self._read_file(rel, schema) for rel in files]
+        return pa.concat_tables(tables).replace_schema_metadata(None) if tables else schema.empty_table()
+
+    def _read_file(self, rel: str, schema: pa.Schema) -> pa.Table:
+        """One file as ``schema``; columns a file from an older release lacks read as nulls."""
+        with self.storage.fs.open_input_file(self.storage.full(rel)) as src:
+            present = set(pq.read_schema(src).names)
+            table = pq.read_table(src, columns=[f.name for f in schema if f.name in present])
+        columns = [table[f.name] if f.name in present else pa.nulls(table.num_rows, f.type) for f in schema]
+        return pa.Table.from_arrays(columns, schema=schema)
+
+    def read(self, stage: str, columns: list[str] | None = None) -> pa.Table:
         """Every outcome ever logged for ``stage`` (empty table when none)."""
-        tables = [
-            pq.read_table(self.storage.fs.open_input_file(self.storage.full(rel)), schema=LEDGER_SCHEMA)
-            for rel in self._live_files(stage)
-        ]
-        if not tables:
-            return LEDGER_SCHEMA.empty_table()
-        return pa.concat_tables(tables).replace_schema_metadata(None)
+        return self._read_files(self._live_files(stage), columns)
 
     def stages(self) -> list[str]:
         return self.storage.list_dirs("ledger")
 
     def priors(self, stage: str) -> dict[str, Prior]:
-        """Latest computed outcome per fingerprint, with how many times it was computed."""
-        table = self.read(stage)
+        """Latest computed outcome per fingerprint, with its attempt count and (if ok) its record."""
+        table = self.read(stage, ["fingerprint", "status", "reason", "message", "retryable", "attempt",
+                                  "audio_seconds", "record", "reused", "finished_at"])
         computed = table.filter(pc.invert(table["reused"])).sort_by("finished_at")
-        attempts: dict[str, int] = {}
-        latest: dict[str, dict] = {}
-        for row in computed.select(
-            ["fingerprint", "status", "reason", "message", "retryable", "audio_seconds"]
-        ).to_pylist():
-            fp = row["fingerprint"]
-            attempts[fp] = attempts.get(fp, 0) + 1
-            latest[fp] = row
+        columns = [computed[c].to_pylist() for c in ("fingerprint", "status", "reason", "message", "retryable",
+                                                     "attempt", "audio_seconds", "record")]
         return {
-            fp: Prior(
-                status=row["status"],
-                reason=row["reason"],
-                message=row["message"],
-                retryable=row["retryable"],
-                attempts=attempts[fp],
-                audio_seconds=row["audio_seconds"],
-            )
-            for fp, row in latest.items()
+            fp: Prior(status, reason, message, retryable, attempt, audio_seconds, record)
+            for fp, status, reason, message, retryable, attempt, audio_seconds, record in zip(*columns, strict=True)
         }
 
-    def rows_logged(self, stage: str, run_id: str) -> int:
-        """Outcomes ``run_id`` has logged so far in uncompacted parts (cheap: a listing, no reads)."""
-        prefix = f"part-{run_id}-"
-        names = (rel.rsplit("/", 1)[1] for rel in self.storage.list_files(self._dir(stage), ".parquet"))
-        return sum(int(n[: -len(".parquet")].rsplit("-", 1)[1]) for n in names if n.startswith(prefix))
-
-    def compact(self, stage: str, min_parts: int = 2) -> None:
-        """Merge the live rows of ``stage`` into one compacted file and delete every older file.
-
-        The new file lists every file it replaces (stale absorbed parts included), so whether the
-        deletions below happen or not, each row is read exactly once.
-        """
-        everything = self.storage.list_files(self._dir(stage), ".parquet")
-        if len(self._live_files(stage)) < min_parts:
-            return
+    def run_rows(self, stage: str, run_id: str, *, records: bool = False) -> pa.Table:
+        """The rows ``run_id`` logged for ``stage``; with ``records``, reused ok rows get their record too."""
         table = self.read(stage)
-        names = sorted(rel.rsplit("/", 1)[1] for rel in everything)
-        rel = f"{self._dir(stage)}/compacted-{uuid.uuid4().hex}.parquet"
-        self.storage.write_bytes(rel, _table_bytes(table, {_ABSORBED_KEY: json.dumps(names).encode()}))
+        rows = table.filter(pc.equal(table["run_id"], run_id))
+        if not records:
+            return rows
+        missing = pc.and_(rows["reused"], pc.equal(rows["status"], OK))
+        if not pc.any(missing).as_py():
+            return rows
+        wanted = pc.unique(rows.filter(missing)["fingerprint"])
+        sources = table.filter(pc.and_(pc.is_in(table["fingerprint"], wanted), pc.is_valid(table["record"])))
+        by_fp = dict(zip(sources["fingerprint"].to_pylist(), sources["record"].to_pylist(), strict=True))
+        filled = [rec if rec is not None else by_fp.get(fp)
+                  for fp, rec in zip(rows["fingerprint"].to_pylist(), rows["record"].to_pylist(), strict=True)]
+        index = rows.schema.get_field_index("record")
+        return rows.set_column(index, "record", pa.array(filled, pa.string()))
+
+    def compact(self, stage: str, fan_in: int = FAN_IN) -> None:
+        """Merge every level that holds ``fan_in`` or more files into one file of the next level."""
+        while True:
+            live = self._live_files(stage)
+            by_level: dict[int, list[str]] = {}
+            for rel in live:
+                by_level.setdefault(_level(rel.rsplit("/", 1)[1]), []).append(rel)
+            full = sorted(level for level, files in by_level.items() if len(files) >= fan_in)
+            if not full:
+                return
+            self._merge(stage, by_level[full[0]], full[0] + 1)
+
+    def compact_all(self, stage: str) -> None:
+        """Merge every live file of ``stage`` into one (tests and maintenance)."""
+        live = self._live_files(stage)
+        if len(live) > 1:
+            self._merge(stage, live, max(_level(rel.rsplit("/", 1)[1]) for rel in live) + 1)
+
+    def _merge(self, stage: str, files: list[str], level: int) -> None:
+        # every file in the folder that is not live was absorbed already: naming it again keeps a
+        # stale one (its deletion failed) from counting twice once its absorber is merged away
+        everything = self.storage.list_files(self._dir(stage), ".parquet")
+        live = set(self._live_files(stage))
+        absorbed = sorted(rel.rsplit("/", 1)[1] for rel in everything if rel in files or rel not in live)
+        table = self._read_files(files)
+        rel = f"{self._dir(stage)}/merged-L{level}-{uuid.uuid4().hex}.parquet"
+        self.storage.write_bytes(rel, _table_bytes(table, {_ABSORBED_KEY: json.dumps(absorbed).encode()}))
         for old in everything:
-            self.storage.delete(old)
+            if old.rsplit("/", 1)[1] in absorbed:
+                self.storage.delete(old)
+
+
+def latest_run(storage: Storage) -> str | None:
+    """The newest run id under the root (run ids sort by their start time)."""
+    runs = storage.list_dirs("runs")
+    return runs[-1] if runs else None
+
+
+class LedgerWriter:
+    """Buffers the rows of one run and appends them in parts of ``flush_rows`` or every ``flush_seconds``.
+
+    Parts are written by the driver only, so a stage's folder gains a part per few thousand items
+    (not one per batch from every worker), and the tiered merge keeps the folder small during the run.
+    """
+
+    def __init__(self, ledger: Ledger, flush_rows: int = 5000, flush_seconds: float = 30.0) -> None:
+        self.ledger = ledger
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._rows: dict[str, list[dict]] = {}
+        self._last_flush = time.monotonic()
+
+    def add(self, stage: str, rows: Iterable[dict]) -> None:
+        self._rows.setdefault(stage, []).extend(rows)
+        pending = sum(len(r) for r in self._rows.values())
+        if pending >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        for stage, rows in self._rows.items():
+            if rows:
+                self.ledger.append_rows(stage, rows)
+                self.ledger.compact(stage)
+        self._rows = {}
+        self._last_flush = time.monotonic()

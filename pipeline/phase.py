@@ -1,7 +1,12 @@
-"""Run one phase: a chain of stages streamed through Ray Data, watched for stalls.
+"""Run one phase: plan every item on the driver, stream what must be computed through Ray Data.
 
-A phase ends at a barrier stage (one whose outcomes are revised together on the driver) or at the
-end of the pipeline. Inside a phase, items stream from stage to stage without waiting for each other.
+A phase is a chain of stages that stream into each other; it ends at a barrier stage (whose
+outcomes are revised together on the driver) or at the end of the pipeline. Fingerprints pass
+through unchanged inside a phase, so the driver knows every item's fingerprint at every stage
+before anything runs. From the ledger alone it decides, per item and stage, "reuse" (ok, or a final
+rejection) or "compute from here on"; reused outcomes are logged at once and never reach a worker.
+Only the stages from the first one with work to do start actors, and a phase with nothing to
+compute starts none and loads no model.
 """
 
 from __future__ import annotations
@@ -10,16 +15,19 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import ray
 
-from ..schemas.records import STREAM_SCHEMA
-from .ledger import Ledger
-from .resources import StagePlan
-from .storage import Storage
-from .worker import StageTask, StageWorker
+from ..schemas.base import StageConfig
+from ..schemas.records import OK, PHASE_SCHEMA, Outcome
+from .fingerprint import stage_fingerprint
+from .ledger import Ledger, LedgerWriter, Prior, outcome_row
+from .resources import ResourcePlan
+from .stage import Stage
+from .worker import StageWorker, WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -29,39 +37,145 @@ class StallError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class PlannedStage:
-    task: StageTask
-    plan: StagePlan
+class PhaseStage:
+    """A stage as a phase runs it: its class, config, weights hash and fitted resources."""
+
+    cls: type[Stage]
+    config: StageConfig
     weights: str | None
-    priors_ref: ray.ObjectRef
+    resources: ResourcePlan
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    def fingerprint(self, input_fingerprint: str) -> str:
+        return stage_fingerprint(stage=self.cls.name, version=self.cls.version,
+                                 config=self.config.fingerprint_fields(), weights=self.weights,
+                                 input_fingerprint=input_fingerprint)
 
 
-def run_phase(
-    storage: Storage,
-    rows: list[dict],
-    stages: list[PlannedStage],
+@dataclass(frozen=True)
+class InputRow:
+    """An item entering a phase: its id, its input fingerprint and its record as JSON text."""
+
+    item_id: str
+    fingerprint: str
+    record: str
+
+
+@dataclass(frozen=True)
+class PhaseRun:
+    """What every phase of one run shares."""
+
+    ledger: Ledger
+    writer: LedgerWriter
+    tracker: ray.actor.ActorHandle
+    run_id: str
+    max_attempts: int
+    stall_timeout_s: float
+    input_base: str | None = None
+
+
+@dataclass
+class PhasePlan:
+    """The driver's decisions for one phase."""
+
+    stream: dict[str, list] = field(default_factory=lambda: {name: [] for name in PHASE_SCHEMA.names})
+    #: per stage: items reused ok / reused rejected / sent to compute
+    reused_ok: list[int] = field(default_factory=list)
+    reused_rejected: list[int] = field(default_factory=list)
+    to_compute: list[int] = field(default_factory=list)
+    #: the last stage's reused outcomes when it is a barrier (finalized with the computed ones)
+    barrier_reused: list[Outcome] = field(default_factory=list)
+
+    @property
+    def first_compute(self) -> int | None:
+        starts = self.stream["start"]
+        return min(starts) if starts else None
+
+
+def plan_phase(run: PhaseRun, stages: list[PhaseStage], rows: Iterator[InputRow]) -> PhasePlan:
+    """Decide, from the ledger alone, what each item needs at each stage; log the reuses."""
+    priors: list[dict[str, Prior]] = [run.ledger.priors(st.name) for st in stages]
+    n = len(stages)
+    plan = PhasePlan(reused_ok=[0] * n, reused_rejected=[0] * n, to_compute=[0] * n)
+    keep_last = stages[-1].cls.barrier
+    reused_rows: list[list[dict]] = [[] for _ in stages]
+    now = time.time()
+    for row in rows:
+        fps, fp = [], row.fingerprint
+        for st in stages:
+            fp = st.fingerprint(fp)
+            fps.append(fp)
+        record, start = row.record, None
+        for j, st in enumerate(stages):
+            prior = priors[j].get(fps[j])
+            if prior is None or not prior.is_final(run.max_attempts) or prior.reason in st.cls.recheck_reasons:
+                start = j
+                break
+            outcome = Outcome(row.item_id, fps[j], prior.status, reason=prior.reason, message=prior.message,
+                              retryable=prior.retryable, reused=True, attempt=prior.attempts,
+                              audio_seconds=prior.audio_seconds, finished_at=now, worker="driver")
+            if prior.status == OK:
+                plan.reused_ok[j] += 1
+            else:
+                plan.reused_rejected[j] += 1
+            if keep_last and j == n - 1:
+                outcome.record = None if prior.record is None else json.loads(prior.record)
+                plan.barrier_reused.append(outcome)
+            else:
+                reused_rows[j].append(outcome_row(run.run_id, st.name, st.cls.version, outcome))
+            if prior.status != OK:
+                break
+            record = prior.record or "{}"
+        if start is None:
+            continue
+        for j in range(start, n):
+            plan.to_compute[j] += 1
+        stream = plan.stream
+        stream["item_id"].append(row.item_id)
+        stream["record"].append(record)
+        stream["status"].append(OK)
+        stream["start"].append(start)
+        stream["fingerprints"].append(fps)
+        stream["attempts"].append([p.attempts if (p := priors[j].get(fps[j])) else 0 for j in range(n)])
+        stream["outcomes"].append([])
+    for st, rows_of_stage in zip(stages, reused_rows, strict=True):
+        run.writer.add(st.name, rows_of_stage)
+    return plan
+
+
+def stream_phase(
+    run: PhaseRun,
+    stages: list[PhaseStage],
+    plan: PhasePlan,
+    on_poll: Callable[[dict], None],
     *,
-    stall_timeout_s: float,
-    poll_s: float = 2.0,
-) -> pa.Table | None:
-    """Stream ``rows`` (``item_id``, ``fingerprint``, ``record``) through ``stages``.
-
-    Returns the last stage's outcome rows when it is a barrier stage (the driver must finalize and
-    log them), else None (every worker logged its own outcomes).
-    """
-    ds = ray.data.from_arrow(stream_blocks(rows, stages[0].plan.batch_size))
-    for st in stages:
+    poll_s: float = 1.0,
+) -> list[Outcome]:
+    """Compute what ``plan`` sends to workers; log every outcome; return the last stage's if it is a barrier."""
+    first = plan.first_compute
+    if first is None:
+        return []
+    table = pa.Table.from_pydict(plan.stream, schema=PHASE_SCHEMA)
+    block = stages[first].resources.batch_size
+    ds = ray.data.from_arrow([table.slice(i, block) for i in range(0, table.num_rows, block)])
+    for index in range(first, len(stages)):
+        st = stages[index]
+        spec = WorkerSpec(st.cls, st.config, index, run.ledger.storage.root, run.run_id, run.max_attempts,
+                          run.tracker, run.input_base)
         ds = ds.map_batches(
             StageWorker,
-            fn_constructor_kwargs={"task": st.task, "priors": st.priors_ref, "weights": st.weights},
-            batch_size=st.plan.batch_size,
+            fn_constructor_kwargs={"spec": spec},
+            batch_size=st.resources.batch_size,
             batch_format="pyarrow",
-            num_cpus=st.plan.num_cpus,
-            num_gpus=st.plan.num_gpus or None,
+            num_cpus=st.resources.num_cpus,
+            num_gpus=st.resources.num_gpus or None,
             compute=ray.data.ActorPoolStrategy(
-                min_size=st.plan.min_workers,
-                max_size=st.plan.max_workers,
-                initial_size=st.plan.initial_workers,
+                min_size=st.resources.min_workers,
+                max_size=st.resources.max_workers,
+                initial_size=st.resources.initial_workers,
                 # Call the stage on the thread that built it (one call at a time all the same). Ray
                 # Data's default hands each call to a second thread; a torch model set up on the
                 # first then owns two OpenMP thread teams, more threads than CPUs, and libgomp
@@ -69,80 +183,70 @@ def run_phase(
                 enable_true_multi_threading=True,
             ),
         )
-    keep = stages[-1].task.stage_cls.barrier
-    progress = _Progress(Ledger(storage), [s.task.stage_cls.name for s in stages], stages[0].task.run_id)
-    collected: list[pa.Table] = []
+    last = stages[-1]
+    collected: list[Outcome] = []
     failure: list[BaseException] = []
+    rows_out = [0]
 
     def consume() -> None:
         try:
             for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-                progress.rows_seen += batch.num_rows
-                if keep:
-                    collected.append(batch)
+                for outcomes in batch["outcomes"].to_pylist():
+                    for row in outcomes:
+                        if last.cls.barrier and row["stage"] == last.name:
+                            collected.append(_outcome_of(row))
+                        else:
+                            run.writer.add(row["stage"], [_ledger_row(row)])
+                rows_out[0] += batch.num_rows
         except BaseException as exc:  # noqa: BLE001 - re-raised in the driver thread below
             failure.append(exc)
 
     consumer = threading.Thread(target=consume, name="phase-consumer", daemon=True)
     consumer.start()
+    watch = _StallWatch([st.name for st in stages[first:]], run.stall_timeout_s)
     while consumer.is_alive():
         consumer.join(timeout=poll_s)
-        if progress.idle_seconds() > stall_timeout_s:
-            detail = progress.describe()
-            raise StallError(
-                f"no progress for {stall_timeout_s:g}s in stages {progress.stages}: {detail}; "
-                f"cluster has {ray.available_resources()} free of {ray.cluster_resources()}"
-            )
+        snapshot = ray.get(run.tracker.snapshot.remote())
+        on_poll(snapshot)
+        watch.check(snapshot, rows_out[0])
     if failure:
         raise failure[0]
-    if not keep:
-        return None
-    return pa.concat_tables(collected) if collected else None
+    return collected
 
 
-class _Progress:
-    """Counts outcomes as workers log them, to show progress and to notice a stall."""
+def _ledger_row(row: dict) -> dict:
+    """A ledger row from its Arrow struct form (maps come back as key-value pairs)."""
+    if row["timings"] is not None:
+        row["timings"] = dict(row["timings"])
+    return row
 
-    def __init__(self, ledger: Ledger, stages: list[str], run_id: str) -> None:
-        self.ledger = ledger
-        self.stages = stages
-        self.run_id = run_id
-        self.rows_seen = 0
-        self._last_state: tuple = ()
-        self._last_change = time.monotonic()
-        self._last_log = 0.0
 
-    def _state(self) -> tuple:
-        return tuple(self.ledger.rows_logged(s, self.run_id) for s in self.stages) + (self.rows_seen,)
+def _outcome_of(row: dict) -> Outcome:
+    fields = set(Outcome.__dataclass_fields__) - {"record", "timings"}
+    outcome = Outcome(**{k: row[k] for k in fields})
+    outcome.record = None if row["record"] is None else json.loads(row["record"])
+    outcome.timings = dict(row["timings"] or [])
+    return outcome
 
-    def idle_seconds(self) -> float:
-        state = self._state()
+
+class _StallWatch:
+    """Raises :class:`StallError` when neither the workers' counts nor the rows out changed for too long."""
+
+    def __init__(self, stages: list[str], timeout_s: float) -> None:
+        self.stages, self.timeout_s = stages, timeout_s
+        self._state: tuple = ()
+        self._changed = time.monotonic()
+
+    def check(self, snapshot: dict, rows_out: int) -> None:
+        counts = snapshot["stages"]
+        state = tuple((counts.get(s, {}).get("ok"), counts.get(s, {}).get("rejected")) for s in self.stages)
+        state += (rows_out,)
         now = time.monotonic()
-        if state != self._last_state:
-            self._last_state, self._last_change = state, now
-            if now - self._last_log > 10:
-                self._last_log = now
-                log.info("progress: %s", self.describe())
-        return now - self._last_change
-
-    def describe(self) -> str:
-        counts = ", ".join(f"{s}: {n} items done" for s, n in zip(self.stages, self._last_state))
-        return f"{counts}; {self.rows_seen} rows out of the phase"
-
-
-def stream_blocks(rows: list[dict], block_rows: int) -> list[pa.Table]:
-    """The phase input as Arrow blocks of small metadata rows, one first-stage batch per block.
-
-    Built on the driver and handed to Ray directly (no file read), because a file-based read adds a
-    listing task that needs a whole CPU and can starve behind the actor pools on a small machine.
-    One batch per block keeps every actor of the pool busy (a block is never split across actors)
-    and bounds the work an orphaned worker finishes after its driver is killed.
-    """
-    table = pa.Table.from_pylist(
-        [
-            {"item_id": r["item_id"], "fingerprint": r["fingerprint"], "record": json.dumps(r["record"])}
-            for r in rows
-        ],
-        schema=STREAM_SCHEMA,
-    )
-    return [table.slice(i, block_rows) for i in range(0, table.num_rows, block_rows)]
+        if state != self._state:
+            self._state, self._changed = state, now
+        elif now - self._changed > self.timeout_s:
+            done = ", ".join(f"{s}: {ok or 0} ok, {rej or 0} rejected" for s, (ok, rej) in zip(self.stages, state))
+            raise StallError(
+                f"no progress for {self.timeout_s:g}s in stages {self.stages}: {done}; {rows_out} rows out of "
+                f"the phase; cluster has {ray.available_resources()} free of {ray.cluster_resources()}"
+            )

@@ -1,28 +1,18 @@
-"""Stage names → stage classes, resolved by import path so the engine never imports stage code."""
+"""Stage names → stage classes, imported from the job schema's one declaration of every stage."""
 
 from __future__ import annotations
 
 import importlib
 
+from ..schemas.job import stage_declaration
 from .stage import Stage
-
-_STAGES: dict[str, str] = {
-    "ingest": "songcorpus.stages.ingest:IngestStage",
-    "standardize": "songcorpus.stages.standardize:StandardizeStage",
-    "separate": "songcorpus.stages.separate:SeparateStage",
-    "align": "songcorpus.stages.align:AlignStage",
-    "segment": "songcorpus.stages.segment:SegmentStage",
-    "filter": "songcorpus.stages.filter:FilterStage",
-    "shard": "songcorpus.stages.shard:ShardStage",
-}
 
 
 def stage_class(name: str) -> type[Stage]:
-    try:
-        module_name, _, attr = _STAGES[name].partition(":")
-    except KeyError:
-        raise ValueError(f"unknown stage {name!r}; known stages: {sorted(_STAGES)}") from None
+    """The class of stage ``name``, imported on first use (so validating a job loads no model code)."""
+    path = stage_declaration(name).implementation
+    module_name, _, attr = path.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Stage)):
-        raise TypeError(f"{_STAGES[name]} is not a Stage subclass")
+    if not (isinstance(cls, type) and issubclass(cls, Stage)) or cls.name != name:
+        raise TypeError(f"{path} is not the Stage subclass named {name!r}")
     return cls

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from ..schemas.job import JobSpec
 from ..schemas.records import OK
 from .ledger import Ledger
-from .resources import StagePlan
+from .resources import ResourcePlan
 from .stage import Stage
 from .storage import Storage
 
@@ -85,21 +85,26 @@ def build_report(
     started: float,
     finished: float,
     stages: list[type[Stage]],
-    plans: list[StagePlan],
+    plans: list[ResourcePlan],
     notices: list[str],
+    tracker: dict | None = None,
 ) -> dict:
-    summaries = []
+    """The run report: per-stage accounting from the ledger, the stages' own sections, the tracker's counts."""
+    live = (tracker or {}).get("stages", {})
+    summaries, sections = [], []
     durations: dict = {"edges": [], "counts": []}
     for cls in stages:
-        table = ledger.read(cls.name)
-        rows = table.filter(pc.equal(table["run_id"], run_id))
-        summaries.append(stage_summary(cls.name, cls.version, rows))
+        rows = ledger.run_rows(cls.name, run_id, records=True)
+        summary = stage_summary(cls.name, cls.version, rows)
+        summary["retries"] = live.get(cls.name, {}).get("deaths", 0)
+        summary["timings"] = {k: round(v, 3) for k, v in sorted(live.get(cls.name, {}).get("timings", {}).items())}
+        summaries.append(summary)
         if not durations["counts"]:
             durations = duration_histogram(rows)
-    clips_rel = "tables/clips_summary.json"
-    planned_clips = "filter" in [cls.name for cls in stages] and ledger.storage.exists(clips_rel)
+        section = cls.report_section(rows, ledger.storage) if rows.num_rows else None
+        if section:
+            sections.append({"stage": cls.name, **section})
     return {
-        "clips": json.loads(ledger.storage.read_bytes(clips_rel)) if planned_clips else None,
         "job": job.name,
         "run_id": run_id,
         "status": status,
@@ -109,6 +114,8 @@ def build_report(
         "notices": list(notices),
         "resource_plan": [p.as_dict() for p in plans],
         "stages": summaries,
+        "sections": sections,
+        "warnings": dict(sorted((tracker or {}).get("warnings", {}).items(), key=lambda kv: -kv[1])),
         "durations": durations,
         "accounting_closed": all(s["input"] == s["ok"] + s["rejected"] for s in summaries),
     }
@@ -129,13 +136,21 @@ def write_report(storage: Storage, run_dir: str, report: dict) -> str:
 
 def format_summary_table(summaries: list[dict]) -> str:
     """A plain-text table of per-stage accounting for terminals and logs."""
-    header = f"{'stage':<14}{'input':>8}{'ok':>8}{'rejected':>10}{'reused':>8}{'computed':>10}{'x realtime':>12}"
+    header = (f"{'stage':<14}{'input':>8}{'ok':>8}{'rejected':>10}{'reused':>8}{'computed':>10}{'retries':>9}"
+              f"{'x realtime':>12}")
     lines = [header, "-" * len(header)]
     for s in summaries:
         lines.append(
             f"{s['name']:<14}{s['input']:>8}{s['ok']:>8}{s['rejected']:>10}{s['reused']:>8}{s['computed']:>10}"
-            f"{s['audio_seconds_per_second']:>12.1f}"
+            f"{s.get('retries', 0):>9}{s['audio_seconds_per_second']:>12.1f}"
         )
         for reason, count in s["reasons"].items():
             lines.append(f"    {reason}: {count}  ({s['reason_examples'].get(reason, '')[:90]})")
+        if s.get("timings"):
+            lines.append("    time in: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["timings"].items()))
     return "\n".join(lines)
+
+
+def format_sections(sections: list[dict]) -> str:
+    """The stages' own report sections as text: a title and its lines each."""
+    return "\n".join(f"{s['title']}\n" + "".join(f"    {line}\n" for line in s.get("lines", [])) for s in sections)

@@ -265,27 +265,43 @@ def _plots(report: dict[str, Any], stages: Sequence[dict[str, Any]]) -> str:
     return f'<div class="plots">{"".join(parts)}</div>'
 
 
-def _clips_section(clips: dict[str, Any] | None) -> str:
-    """Clips per song, clip lengths and clip-level drops, when the run planned clips."""
-    if not clips:
-        return ""
-    lengths, per_song = clips.get("clip_seconds") or {}, clips.get("clips_per_song") or {}
+def _cell(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"<td class='n'>{_int(value) if isinstance(value, int) else _float(value, 3)}</td>"
+    return f"<td>{_e(value)}</td>"
+
+
+def _section(section: dict[str, Any]) -> str:
+    """A section a stage contributed: its title, lines, histograms and one table, all optional."""
     plots = [
-        _plot(report_plots.durations_svg(lengths.get("edges") or [], lengths.get("counts") or [],
-                                         "Clip lengths", "clip length (seconds)", "clips", "clip"),
-              "Clip lengths: no clips."),
-        _plot(report_plots.durations_svg(per_song.get("edges") or [], per_song.get("counts") or [],
-                                         "Clips per song", "clips in the song", "songs", "cps"),
-              "Clips per song: no clips."),
+        _plot(report_plots.durations_svg(h.get("edges") or [], h.get("counts") or [], h.get("title", ""),
+                                         h.get("xlabel", ""), h.get("ylabel", ""), h.get("id", "h")),
+              f"{h.get('title', '')}: no data.")
+        for h in section.get("histograms") or []
     ]
-    drops = [f"<tr><td>{_e(reason)}</td><td class='n'>{_int(count)}</td></tr>"
-             for reason, count in (clips.get("dropped") or {}).items()]
+    table = section.get("table") or {}
+    rows = ["<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.get("rows") or []]
+    numeric = [all(isinstance(r[i], int | float) for r in table.get("rows") or [[0] * 9]) for i in
+               range(len(table.get("columns") or []))]
     return (
-        f"<h2>Clips</h2><p>{_int(clips.get('clips'))} clips, {_float(clips.get('hours'), 2)} h, "
-        f"from {_int(clips.get('songs'))} songs.</p>"
-        f'<div class="plots">{"".join(plots)}</div>'
-        + _table([("Clip-level drop reason", False), ("Lines / clips", True)], drops, "No clip was dropped.")
+        f"<h2>{_e(section.get('title', section.get('stage', '')))}</h2>"
+        + "".join(f"<p>{_e(line)}</p>" for line in section.get("lines") or [])
+        + (f'<div class="plots">{"".join(plots)}</div>' if plots else "")
+        + (_table(zip(table["columns"], numeric), rows, table.get("empty", "Nothing.")) if table else "")
     )
+
+
+def _timings_table(stages: list[dict[str, Any]]) -> str:
+    rows = [f"<tr><td>{_e(s.get('name'))}</td><td>{_e(step)}</td><td class='n'>{_float(seconds, 2)}</td></tr>"
+            for s in stages for step, seconds in (s.get("timings") or {}).items()]
+    return _table([("Stage", False), ("Sub-step", False), ("Seconds", True)], rows,
+                  "No stage timed its sub-steps.")
+
+
+def _warnings_table(warnings: dict[str, int]) -> str:
+    rows = [f"<tr><td class='msg'>{_e(message)}</td><td class='n'>{_int(count)}</td></tr>"
+            for message, count in warnings.items()]
+    return _table([("Library warning (first line)", False), ("Times", True)], rows, "No library warnings.")
 
 
 def render_report_html(report: dict[str, Any]) -> str:
@@ -303,11 +319,15 @@ def render_report_html(report: dict[str, Any]) -> str:
         _stage_table(stages),
         "<h2>Plots</h2>",
         _plots(report, stages),
-        _clips_section(report.get("clips")),
+        *(_section(section) for section in report.get("sections") or []),
+        "<h2>Time inside stages</h2>",
+        _timings_table(stages),
         "<h2>Rejects by reason</h2>",
         _reasons_table(stages),
         "<h2>Resource plan</h2>",
         _plan_table(list(report.get("resource_plan") or [])),
+        "<h2>Warnings from libraries</h2>",
+        _warnings_table(dict(report.get("warnings") or {})),
         "<footer>songcorpus run report</footer>",
         "</main>",
     ]

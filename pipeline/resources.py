@@ -23,7 +23,9 @@ class ResourcePlanError(ValueError):
 
 
 @dataclass(frozen=True)
-class StagePlan:
+class ResourcePlan:
+    """The resources one stage's workers get on this cluster, after fitting."""
+
     stage: str
     num_cpus: float
     num_gpus: float
@@ -42,7 +44,7 @@ class StagePlan:
         }
 
 
-def fit_resources(requests: dict[str, Resources], cpus: float, gpus: float) -> list[StagePlan]:
+def fit_resources(requests: dict[str, Resources], cpus: float, gpus: float) -> list[ResourcePlan]:
     """Plan the stages that run concurrently in one phase on a cluster of ``cpus`` and ``gpus``."""
     for name, res in requests.items():
         if res.num_gpus > 0 and gpus <= 0:
@@ -78,6 +80,6 @@ def fit_resources(requests: dict[str, Resources], cpus: float, gpus: float) -> l
         fair = math.floor(budget / len(requests) / num_cpus) if res.num_gpus == 0 else res.min_workers
         initial = min(max_workers, max(res.min_workers, fair))
         plans.append(
-            StagePlan(name, num_cpus, res.num_gpus, res.min_workers, max_workers, res.batch_size, initial, note)
+            ResourcePlan(name, num_cpus, res.num_gpus, res.min_workers, max_workers, res.batch_size, initial, note)
         )
     return plans

@@ -6,24 +6,28 @@ import json
 import logging
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
 from ..schemas.base import StageConfig
 from ..schemas.job import JobSpec
 from ..schemas.records import OK, Outcome
 from . import report as report_mod
-from .ledger import Ledger
-from .phase import PlannedStage, StallError, run_phase
+from .console import PhaseProgress, run_log
+from .ledger import Ledger, LedgerWriter, outcome_row
+from .phase import InputRow, PhaseRun, PhaseStage, StallError, plan_phase, stream_phase
 from .registry import stage_class
-from .resources import StagePlan, fit_resources
+from .resources import ResourcePlan, fit_resources
 from .runtime import Cluster, start_ray
 from .stage import Stage, StageContext
 from .storage import Storage
-from .worker import StageTask
+from .tracker import start_tracker
+from .versions import stage_identity
 
 log = logging.getLogger(__name__)
 
@@ -50,110 +54,144 @@ def split_phases(stages: list[type[Stage]]) -> list[list[type[Stage]]]:
     return [p for p in phases if p]
 
 
-def run_job(job: JobSpec, job_text: str) -> RunResult:
+class RunSession:
+    """One run's shared state on the driver: ledger writer, tracker, resource plans, notices.
+
+    ``run_job`` drives it through a job's phases; tests and benchmarks drive it with their own stages.
+    Use it as a context manager: leaving it flushes the ledger and stops the tracker.
+    """
+
+    def __init__(self, storage: Storage, cluster: Cluster, run_id: str, *, max_attempts: int = 3,
+                 stall_timeout_s: float = 1800.0, input_base: str | None = None, job: dict | None = None,
+                 identities: dict[str, str] | None = None) -> None:
+        ledger = Ledger(storage)
+        self.run = PhaseRun(ledger, LedgerWriter(ledger), start_tracker(), run_id, max_attempts, stall_timeout_s,
+                            input_base)
+        self.cluster, self.job, self.identities = cluster, job, identities or {}
+        self.plans: list[ResourcePlan] = []
+        self.notices: list[str] = []
+        self.tracker_snapshot: dict = {"stages": {}, "warnings": {}}
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.run.writer.flush()
+        self.tracker_snapshot = ray.get(self.run.tracker.snapshot.remote())
+        ray.kill(self.run.tracker)
+
+    def phase(self, stages: list[tuple[type[Stage], StageConfig]], rows: list[InputRow]) -> list[InputRow]:
+        """Run one phase over ``rows``; returns the next phase's input (the barrier's ok outputs), else []."""
+        run, storage = self.run, self.run.ledger.storage
+        resources = fit_resources({cls.name: cfg.resources for cls, cfg in stages}, self.cluster.cpus,
+                                  self.cluster.gpus)
+        for plan in resources:
+            if plan.note:
+                log.warning("%s: %s", plan.stage, plan.note)
+        self.plans.extend(resources)
+        phase: list[PhaseStage] = []
+        for (cls, cfg), plan in zip(stages, resources, strict=True):
+            driver_side = cls(cfg, StageContext(storage, run.input_base, run.run_id))
+            weights = driver_side.weights_hash()  # also the preflight: a model that cannot load stops here
+            self.notices += driver_side.notices()
+            phase.append(PhaseStage(cls, cfg, weights, plan))
+        decided = plan_phase(run, phase, iter(rows))
+        names = [st.name for st in phase]
+        reused = [ok + rej for ok, rej in zip(decided.reused_ok, decided.reused_rejected, strict=True)]
+        log.info("phase %s: %d items in; to compute per stage %s; reused %s", names, len(rows),
+                 dict(zip(names, decided.to_compute, strict=True)), dict(zip(names, reused, strict=True)))
+        progress = PhaseProgress(names, decided.to_compute, reused)
+        try:
+            computed = stream_phase(run, phase, decided, progress.update)
+        finally:
+            progress.close()
+        last = phase[-1]
+        if not last.cls.barrier:
+            return []
+        run.writer.flush()  # the barrier reads this run's earlier outcomes (rejects by reason)
+        finisher = last.cls(last.config, StageContext(
+            storage, run.input_base, run.run_id, self.job, stage_identities=self.identities,
+            rejects=_rejects(run.ledger, run.run_id, self.identities),
+        ))
+        return _hand_off(run, finisher, finisher.finalize(decided.barrier_reused + computed))
+
+
+def run_job(job: JobSpec, job_text: str, *, verbose: bool = False) -> RunResult:
     """Run or resume ``job``. Everything already computed with the same fingerprint is reused."""
     storage = Storage(job.root)
     run_id = new_run_id()
     run_dir = f"runs/{run_id}"
     storage.write_bytes(f"{run_dir}/job.toml", job_text.encode())  # preflight: the root is writable
+    log_path = Path(storage.full(f"{run_dir}/run.log")) if storage.is_local else None
+    with run_log(log_path):
+        return _run(job, storage, run_id, run_dir, log_path, verbose)
+
+
+def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Path | None,
+         verbose: bool) -> RunResult:
     classes = [stage_class(name) for name in job.stages.enabled()]
+    configs = {cls.name: _config(job, cls.name) for cls in classes}
     source = classes[0].read_source(job.input, storage)
-    cluster = start_ray(job.runtime.address, job.runtime.num_cpus)
-    ledger = Ledger(storage)
-    ctx = PhaseContext(
-        storage, cluster, run_id, source.input_base, job.runtime.max_attempts, job.runtime.stall_timeout_s,
-        job.model_dump(mode="json"),
-    )
-    started = time.time()
+    cluster = start_ray(job.runtime.address, job.runtime.num_cpus, log_to_driver=verbose)
     log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
-    plans: list[StagePlan] = []
-    notices: list[str] = []
+    if log_path is not None:
+        log.info("library and engine logs of this run: %s", log_path)
+    session = RunSession(
+        storage, cluster, run_id, max_attempts=job.runtime.max_attempts,
+        stall_timeout_s=job.runtime.stall_timeout_s, input_base=source.input_base, job=job.model_dump(mode="json"),
+        identities={cls.name: stage_identity(configs[cls.name].fingerprint_fields(), cls.version) for cls in classes},
+    )
+    session.notices += source.notices
+    started = time.time()
+    rows = [InputRow(r["item_id"], r["fingerprint"], json.dumps(r["record"], sort_keys=True)) for r in source.rows]
     status = "failed"
-    rows = source.rows
     try:
-        for phase in split_phases(classes):
-            rows, phase_plans, phase_notices = run_chain(
-                ctx, [(cls, getattr(job.stages, cls.name)) for cls in phase], rows
-            )
-            plans.extend(phase_plans)
-            notices.extend(phase_notices)
+        with session:
+            for phase in split_phases(classes):
+                rows = session.phase([(cls, configs[cls.name]) for cls in phase], rows)
         status = "completed"
     except StallError:
         status = "stalled"
         raise
     finally:
-        for cls in classes:
-            ledger.compact(cls.name)
         report = report_mod.build_report(
-            ledger=ledger, job=job, run_id=run_id, status=status, started=started, finished=time.time(),
-            stages=classes, plans=plans, notices=notices + source.notices,
+            ledger=session.run.ledger, job=job, run_id=run_id, status=status, started=started,
+            finished=time.time(), stages=classes, plans=session.plans, notices=session.notices,
+            tracker=session.tracker_snapshot,
         )
         report_path = report_mod.write_report(storage, run_dir, report)
     return RunResult(run_id, status, report, report_path)
 
 
-@dataclass(frozen=True)
-class PhaseContext:
-    """What every phase of one run shares."""
-
-    storage: Storage
-    cluster: Cluster
-    run_id: str
-    input_base: str | None
-    max_attempts: int
-    stall_timeout_s: float
-    job: dict | None = None
+def _config(job: JobSpec, name: str) -> StageConfig:
+    config = job.stages.config(name)
+    if config is None:
+        raise ValueError(f"stage {name!r} is not enabled in job {job.name!r}")
+    return config
 
 
-def run_chain(
-    ctx: PhaseContext, stages: list[tuple[type[Stage], StageConfig]], rows: list[dict]
-) -> tuple[list[dict], list[StagePlan], list[str]]:
-    """Run one phase (stages that stream into each other) over ``rows``.
-
-    Returns the input rows of the next phase (the ok outputs when the last stage is a barrier,
-    else none), the resource plan that was used, and the stages' notices for the report.
-    """
-    ledger = Ledger(ctx.storage)
-    plans = fit_resources({cls.name: cfg.resources for cls, cfg in stages}, ctx.cluster.cpus, ctx.cluster.gpus)
-    for p in plans:
-        if p.note:
-            log.warning("%s: %s", p.stage, p.note)
-    planned = []
-    notices: list[str] = []
-    for (cls, cfg), plan in zip(stages, plans):
-        task = StageTask(
-            stage_cls=cls, config=cfg, root=ctx.storage.root, run_id=ctx.run_id,
-            max_attempts=ctx.max_attempts, input_base=ctx.input_base, log_outcomes=not cls.barrier,
-        )
-        driver_side = cls(cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id))
-        weights = driver_side.weights_hash()  # also the preflight: a model that cannot load stops here
-        notices += driver_side.notices()
-        planned.append(PlannedStage(task, plan, weights, ray.put(ledger.priors(cls.name))))
-    if not rows:
-        log.info("phase %s has no input rows", [cls.name for cls, _ in stages])
-        return [], plans, notices
-    table = run_phase(ctx.storage, rows, planned, stall_timeout_s=ctx.stall_timeout_s)
-    last, last_cfg = stages[-1]
-    if not last.barrier:
-        return [], plans, notices
-    finisher = last(last_cfg, StageContext(ctx.storage, ctx.input_base, ctx.run_id, ctx.job))
-    outcomes = finisher.finalize(_outcomes_from_table(table))
-    ledger.append(ctx.run_id, last.name, last.version, outcomes)
-    next_rows = []
+def _hand_off(run: PhaseRun, finisher: Stage, outcomes: list[Outcome]) -> list[InputRow]:
+    """Log a barrier stage's final outcomes and turn its ok outputs into the next phase's input."""
+    next_rows, ledger_rows = [], []
     for o in outcomes:
-        if o.status == OK:
+        record_json = None
+        if o.status == OK and o.record is not None:
             item_id, fingerprint = finisher.hand_off(o.item_id, o.fingerprint, o.record)
-            next_rows.append({"item_id": item_id, "fingerprint": fingerprint, "record": o.record})
-    return next_rows, plans, notices
+            if not o.reused:
+                o.record["lineage"] = {**o.record.get("lineage", {}), finisher.name: fingerprint}
+            record_json = json.dumps(o.record, sort_keys=True)
+            next_rows.append(InputRow(item_id, fingerprint, record_json))
+        ledger_rows.append(outcome_row(run.run_id, finisher.name, finisher.version, o, record_json))
+    run.writer.add(finisher.name, ledger_rows)
+    return next_rows
 
 
-def _outcomes_from_table(table: pa.Table | None) -> list[Outcome]:
-    if table is None:
-        return []
-    fields = [f for f in Outcome.__dataclass_fields__ if f != "record"]
-    outcomes = []
-    for row in table.to_pylist():
-        outcome = Outcome(**{f: row[f] for f in fields})
-        outcome.record = None if row["record"] is None else json.loads(row["record"])
-        outcomes.append(outcome)
-    return outcomes
+def _rejects(ledger: Ledger, run_id: str, stages: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Rejections by reason of every stage this run has logged so far."""
+    out = {}
+    for stage in stages:
+        rows = ledger.run_rows(stage, run_id)
+        rejected = rows.filter(pc.not_equal(rows["status"], OK))
+        if rejected.num_rows:
+            out[stage] = dict(sorted(Counter(rejected["reason"].to_pylist()).items()))
+    return out

@@ -22,18 +22,22 @@ class Cluster:
         return f"{where}: {self.cpus:g} CPUs, {self.gpus:g} GPUs"
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> Cluster:
-    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray in this process."""
+def start_ray(address: str | None = None, num_cpus: int | None = None, *, log_to_driver: bool = True) -> Cluster:
+    """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray in this process.
+
+    Without ``log_to_driver`` the workers' own output (library chatter, tracebacks of failed
+    items) stays in Ray's session logs instead of the console; the engine's progress is unaffected.
+    """
     address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver)
         else:
             ray.init(
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 logging_level=logging.WARNING,
-                log_to_driver=True,
+                log_to_driver=log_to_driver,
                 configure_logging=True,
             )
     # The engine logs its own per-stage progress; Ray Data's block-level bars would drown it.

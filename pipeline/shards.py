@@ -83,3 +83,44 @@ def read_samples(data: bytes) -> list[Sample]:
             else:
                 samples.append((key, [(ext, payload)]))
     return samples
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One shard to assemble: where it goes, its split, and its samples in order.
+
+    Each sample is (fragment, key, seconds): the tar under the root that holds the sample's members
+    (a per-song fragment written earlier), the sample key, and its audio seconds.
+    """
+
+    rel: str
+    split: str
+    samples: tuple[tuple[str, str, float], ...]
+
+
+def assemble_shard(storage: Storage, spec: ShardSpec) -> ShardInfo:
+    """Write one shard from its fragments, holding one fragment in memory at a time."""
+
+    def samples() -> Iterable[tuple[Sample, float]]:
+        loaded, members = None, {}
+        for fragment, key, seconds in spec.samples:
+            if fragment != loaded:
+                members = dict(read_samples(storage.read_bytes(fragment)))
+                loaded = fragment
+            yield (key, members[key]), seconds
+
+    return write_shard(storage, spec.rel, spec.split, samples())
+
+
+def assemble_shards(storage: Storage, specs: list[ShardSpec], *, parallel: bool) -> list[ShardInfo]:
+    """Write every shard, as Ray tasks when ``parallel`` (the same bytes as one after another)."""
+    if not parallel or len(specs) < 2:
+        return [assemble_shard(storage, spec) for spec in specs]
+    import ray
+
+    task = ray.remote(num_cpus=1, max_retries=3)(_assemble_remote)
+    return ray.get([task.remote(storage.root, spec) for spec in specs])
+
+
+def _assemble_remote(root: str, spec: ShardSpec) -> ShardInfo:
+    return assemble_shard(Storage(root), spec)

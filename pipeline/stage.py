@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
+
+import pyarrow as pa
 
 from ..schemas.base import StageConfig
 from ..schemas.job import InputSpec
@@ -37,6 +43,10 @@ class StageContext:
     run_id: str = ""
     #: the job spec (JSON form) on the driver, for barrier stages that publish what made their output
     job: dict | None = None
+    #: on the driver, for barrier stages: every enabled stage's identity (version + output config)
+    stage_identities: dict[str, str] = field(default_factory=dict)
+    #: on the driver, for barrier stages: this run's rejections by reason, per stage logged so far
+    rejects: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +85,21 @@ class Stage(ABC, Generic[C]):
     def __init__(self, config: C, context: StageContext) -> None:
         self.config = config
         self.context = context
+        self._timings: Counter[str] = Counter()
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Time a sub-step (``with self.timed("forward"): ...``); the report sums them per stage."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._timings[step] += time.perf_counter() - started
+
+    def take_timings(self) -> dict[str, float]:
+        """Seconds per sub-step since the last call (the engine calls it around each batch)."""
+        timings, self._timings = dict(self._timings), Counter()
+        return timings
 
     @classmethod
     def read_source(cls, job_input: InputSpec, storage: Storage) -> Source:
@@ -111,14 +136,25 @@ class Stage(ABC, Generic[C]):
         return results
 
     def hand_off(self, item_id: str, fingerprint: str, record: dict) -> tuple[str, str]:
-        """The (item id, input fingerprint) the next stage sees for an ok output.
+        """Barrier stages only: the (item id, input fingerprint) the next phase sees for an ok output.
 
-        The default passes both through. Ingest overrides it: manifest rows become song ids, and
-        the fingerprint becomes the song's content identity, so moving or renaming files does not
-        invalidate anything computed downstream.
+        Called once per ok outcome, on the driver, after :meth:`finalize`. The default passes both
+        through. Ingest overrides it: manifest rows become song ids, and the fingerprint becomes the
+        song's content identity, so moving or renaming files does not invalidate anything downstream.
+        Inside a phase fingerprints always pass through, which is what lets the driver plan every
+        stage's fingerprint before anything runs.
         """
         return item_id, fingerprint
 
     def finalize(self, outcomes: list[Outcome]) -> list[Outcome]:
         """Barrier stages only: revise all outcomes at once on the driver (e.g. find duplicates)."""
         return outcomes
+
+    @classmethod
+    def report_section(cls, rows: pa.Table, storage: Storage) -> dict | None:
+        """What this stage adds to the run report, from its ledger rows of the run (records filled in).
+
+        A section is ``{"title", "lines", "histograms", "table"}`` (see ``pipeline.report``): the
+        engine renders it in the HTML report and prints its lines, knowing nothing of the stage.
+        """
+        return None

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pyarrow.compute as pc
-
-from .ledger import Ledger
-from .report import format_summary_table, stage_summary
+from .ledger import Ledger, latest_run
+from .registry import stage_class
+from .report import format_sections, format_summary_table, stage_summary
 from .storage import Storage
-
-
-def latest_run(storage: Storage) -> str | None:
-    runs = storage.list_dirs("runs")
-    return runs[-1] if runs else None
 
 
 def status_text(root: str, run_id: str | None = None) -> str:
@@ -21,23 +15,20 @@ def status_text(root: str, run_id: str | None = None) -> str:
     run_id = run_id or latest_run(storage)
     if run_id is None:
         return f"no runs under {root}"
-    ledger = Ledger(storage)
-    summaries = []
-    for stage in ledger.stages():
-        table = ledger.read(stage)
-        rows = table.filter(pc.equal(table["run_id"], run_id))
-        if rows.num_rows:
-            version = int(rows["stage_version"][0].as_py())
-            summaries.append(stage_summary(stage, version, rows))
     report_rel = f"runs/{run_id}/report.json"
     if storage.exists(report_rel):
         report = json.loads(storage.read_bytes(report_rel))
-        order = [s["name"] for s in report["stages"]]
-        summaries.sort(key=lambda s: order.index(s["name"]) if s["name"] in order else len(order))
+        summaries = report["stages"]
         state = f"{report['status']} in {report['wall_seconds']:.1f} s"
         notices = "".join(f"NOTE: {n}\n" for n in report["notices"])
-    else:
-        state, notices = "running (or killed before it finished)", ""
+    else:  # still running (or killed): what the ledger has so far, flushed every few thousand items
+        ledger = Ledger(storage)
+        summaries = []
+        for stage in ledger.stages():
+            rows = ledger.run_rows(stage, run_id)
+            if rows.num_rows:
+                summaries.append(stage_summary(stage, int(rows["stage_version"][0].as_py()), rows))
+        state, notices = "running (or killed before it finished); counts as of the last ledger flush", ""
     closed = all(s["input"] == s["ok"] + s["rejected"] for s in summaries)
     return (
         f"{notices}run {run_id}: {state}\n{format_summary_table(summaries)}\n"
@@ -45,33 +36,16 @@ def status_text(root: str, run_id: str | None = None) -> str:
     )
 
 
-def clip_plan_text(root: str) -> str:
-    """Songs, clips and hours after segment and filter in the latest run, and the loss at each rule."""
+def sections_text(root: str, stages: tuple[str, ...], run_id: str | None = None) -> str:
+    """The report sections ``stages`` contribute for the latest (or a given) run, as text."""
     storage = Storage(root)
-    run_id = latest_run(storage)
+    run_id = run_id or latest_run(storage)
+    if run_id is None:
+        return f"no runs under {root}"
     ledger = Ledger(storage)
-    lines = [f"clip plan of run {run_id}"]
-    for stage in ("segment", "filter"):
-        table = ledger.read(stage)
-        rows = table.filter(pc.equal(table["run_id"], run_id)).to_pylist() if run_id else []
-        if not rows:
-            lines.append(f"{stage}: not run")
-            continue
-        ok = [json.loads(r["record"]) for r in rows if r["status"] == "ok"]
-        clips = sum(r["clip_count"] for r in ok)
-        hours = sum(r["clip_seconds"] for r in ok) / 3600
-        lines.append(f"{stage}: {len(rows)} songs in, {len(ok)} with clips: {clips} clips, {hours:.3f} h")
-        rejected: dict[str, int] = {}
-        for r in rows:
-            if r["status"] != "ok":
-                rejected[r["reason"]] = rejected.get(r["reason"], 0) + 1
-        dropped: dict[str, int] = {}
-        for record in ok:
-            for reason, count in record.get(f"{stage}_dropped", {}).items():
-                dropped[reason] = dropped.get(reason, 0) + count
-        for reason, count in sorted(rejected.items()):
-            lines.append(f"    songs rejected, {reason}: {count}")
-        for reason, count in sorted(dropped.items()):
-            what = "lines or spans" if stage == "segment" else "clips"
-            lines.append(f"    {what} dropped, {reason}: {count}")
-    return "\n".join(lines)
+    sections = []
+    for name in stages:
+        rows = ledger.run_rows(name, run_id, records=True)
+        section = stage_class(name).report_section(rows, storage) if rows.num_rows else None
+        sections.append(section or {"title": f"{name}: not run", "lines": []})
+    return f"run {run_id}\n" + format_sections(sections)

@@ -92,6 +92,11 @@ class Storage:
     def delete(self, rel: str) -> None:
         self.fs.delete_file(self.full(rel))
 
+    def delete_dir(self, rel: str) -> None:
+        """Remove ``rel`` and everything under it; a folder that is not there is fine."""
+        if self.fs.get_file_info(self.full(rel)).type != pafs.FileType.NotFound:
+            self.fs.delete_dir(self.full(rel))
+
     def _remove_quietly(self, path: str) -> None:
         try:
             self.fs.delete_file(path)

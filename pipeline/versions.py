@@ -51,10 +51,14 @@ def load_manifest(storage: Storage, ref: str) -> dict:
 def publish(
     storage: Storage, staging: str, content: dict, index: pa.Table, card: str, run_id: str
 ) -> tuple[str, bool]:
-    """Turn the shards written under ``staging`` into a version; returns (id, whether it already existed)."""
+    """Turn the shards written under ``staging`` into a version; returns (id, whether it already existed).
+
+    ``staging`` is removed either way: its shards were moved into the version, or are copies of it.
+    """
     version_id = digest({"format": FORMAT, **content}, length=16)
     target = version_dir(version_id)
     if storage.exists(f"{target}/manifest.json"):
+        storage.delete_dir(staging)
         return version_id, True
     previous = list_versions(storage)
     manifest = {"id": version_id, "format": FORMAT, **content,
@@ -68,6 +72,7 @@ def publish(
     storage.write_bytes(f"{target}/datacard.md", card.replace("{version_id}", version_id).encode())
     # written last: a version without manifest.json is incomplete and is never listed as published
     storage.write_bytes(f"{target}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
+    storage.delete_dir(staging)
     return version_id, False
 
 

@@ -1,4 +1,10 @@
-"""The Ray Data UDF that runs one stage over batches: skip what is done, isolate failures, log outcomes."""
+"""The Ray Data UDF that runs one stage of a phase: compute what the driver planned, isolate failures.
+
+Workers never read or write the ledger and never decide what is already done: the driver planned
+every item's fingerprints and earlier attempts (see ``pipeline.planning``). A worker computes the
+items whose turn it is, appends one outcome per item to the row, and hands the row on; the driver
+logs the outcomes when the rows come out of the phase.
+"""
 
 from __future__ import annotations
 
@@ -8,136 +14,130 @@ import os
 import socket
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow as pa
 import ray
 
 from ..schemas.base import StageConfig
-from ..schemas.records import OK, REJECTED, Outcome
-from .fingerprint import stage_fingerprint
-from .ledger import Ledger, Prior, outcomes_to_table
+from ..schemas.records import OK, PHASE_SCHEMA, REJECTED, WORKER_DIED, Outcome
+from .ledger import outcome_row
 from .stage import Reject, Result, Stage, StageContext
-from .storage import Storage, artifact_path
+from .storage import Storage
 
 log = logging.getLogger(__name__)
 
-RECORD_FILE = "record.json"
-#: Extra columns on a worker's output: what the next stage knows the item by (see Stage.hand_off).
-NEXT_ITEM_ID = "next_item_id"
-NEXT_FINGERPRINT = "next_fingerprint"
-
 
 @dataclass(frozen=True)
-class Item:
-    item_id: str
-    input_fingerprint: str
-    record_json: str
-
-
-@dataclass(frozen=True)
-class StageTask:
-    """Everything a worker needs to run one stage; small and picklable."""
+class WorkerSpec:
+    """Everything an actor needs to run one stage of a phase; small and picklable."""
 
     stage_cls: type[Stage]
     config: StageConfig
+    #: the stage's position in its phase (index into each row's fingerprints and attempts)
+    index: int
     root: str
     run_id: str
     max_attempts: int
+    tracker: ray.actor.ActorHandle
     input_base: str | None = None
-    #: Barrier stages are logged by the driver after ``finalize``; others log per batch here.
-    log_outcomes: bool = True
+
+
+class _WarningCounter(logging.Handler):
+    """Counts warnings that libraries log (and Python warnings, through ``logging.captureWarnings``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith("songcorpus"):
+            first_line = record.getMessage().strip().splitlines()[0] if record.getMessage().strip() else ""
+            self.counts[f"{record.name}: {first_line[:160]}"] += 1
+
+    def take(self) -> dict[str, int]:
+        counts, self.counts = dict(self.counts), Counter()
+        return counts
 
 
 class StageWorker:
     """Callable class for ``Dataset.map_batches``: one instance per actor, model loaded once."""
 
-    def __init__(self, task: StageTask, priors: ray.ObjectRef, weights: str | None) -> None:
-        """``priors`` (fingerprint → earlier outcome) is shared through the object store, not copied per task."""
-        storage = Storage(task.root)
-        self.task = task
-        self.storage = storage
-        self.ledger = Ledger(storage)
-        self.priors: dict[str, Prior] = ray.get(priors)
-        self.weights = weights
-        self.config_fields = task.config.fingerprint_fields()
-        self.stage = task.stage_cls(task.config, StageContext(storage, task.input_base, task.run_id))
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.stage = spec.stage_cls(spec.config, StageContext(Storage(spec.root), spec.input_base, spec.run_id))
+        self.warnings = _WarningCounter()
+        logging.captureWarnings(True)
+        logging.getLogger().addHandler(self.warnings)
         self.stage.setup()
-        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        node = ray.get_runtime_context().get_node_id()[:12]
+        self.worker_name = f"{socket.gethostname()}:{node}:{os.getpid()}"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        items = [
-            Item(row.get(NEXT_ITEM_ID) or row["item_id"], row.get(NEXT_FINGERPRINT) or row["fingerprint"],
-                 row["record"])
-            for row in batch.to_pylist()
-            if row.get("status", OK) == OK  # rejected upstream: accounted for in that stage's ledger
-        ]
-        outcomes = self.run_items(items)
-        if self.task.log_outcomes:
-            self.ledger.append(self.task.run_id, self.stage.name, self.stage.version, outcomes)
-        table = outcomes_to_table(self.task.run_id, self.stage.name, self.stage.version, outcomes)
-        handed = [
-            self.stage.hand_off(o.item_id, o.fingerprint, o.record) if o.status == OK else (o.item_id, "")
-            for o in outcomes
-        ]
-        table = table.append_column(NEXT_ITEM_ID, pa.array([h[0] for h in handed], pa.string()))
-        return table.append_column(NEXT_FINGERPRINT, pa.array([h[1] for h in handed], pa.string()))
+        rows = batch.to_pylist()
+        index = self.spec.index
+        todo = [row for row in rows if row["status"] == OK and row["start"] <= index]
+        if todo:
+            for row, outcome in zip(todo, self._run(todo), strict=True):
+                record_json = json.dumps(outcome.record, sort_keys=True) if outcome.status == OK else None
+                row["outcomes"].append(outcome_row(
+                    self.spec.run_id, self.stage.name, self.stage.version, outcome, record_json))
+                row["status"] = outcome.status
+                if record_json is not None:
+                    row["record"] = record_json
+            warnings = self.warnings.take()
+            if warnings:
+                self.spec.tracker.warn.remote(warnings)
+        return pa.Table.from_pylist(rows, schema=PHASE_SCHEMA)
 
-    def fingerprint(self, input_fingerprint: str) -> str:
-        return stage_fingerprint(
-            stage=self.stage.name,
-            version=self.stage.version,
-            config=self.config_fields,
-            weights=self.weights,
-            input_fingerprint=input_fingerprint,
-        )
+    def _run(self, rows: list[dict]) -> list[Outcome]:
+        """One outcome per row. A batch that held an item when its worker died runs one item at a time."""
+        tracker, name = self.spec.tracker, self.stage.name
+        started, deaths = ray.get(tracker.begin.remote(name, [r["item_id"] for r in rows]))
+        if started:
+            return self._compute(rows, deaths)
+        outcomes = []
+        for row in rows:
+            _, died = ray.get(tracker.begin.remote(name, [row["item_id"]]))
+            outcomes += self._compute([row], died)
+        return outcomes
 
-    def run_items(self, items: list[Item]) -> list[Outcome]:
-        """Outcomes in input order: reused where a final prior exists, else computed as one batch."""
-        outcomes: list[Outcome | None] = []
-        todo: list[tuple[int, str, int, Item]] = []
-        for item in items:
-            fp = self.fingerprint(item.input_fingerprint)
-            prior = self.priors.get(fp)
-            reusable = (
-                prior is not None
-                and prior.is_final(self.task.max_attempts)
-                and prior.reason not in self.stage.recheck_reasons
-            )
-            reused = self._reuse(item.item_id, fp, prior) if reusable else None
-            outcomes.append(reused)
-            if reused is None:
-                todo.append((len(outcomes) - 1, fp, 1 if prior is None else prior.attempts + 1, item))
+    def _compute(self, rows: list[dict], deaths: list[int]) -> list[Outcome]:
+        """Outcomes of ``rows`` (started in the tracker); ``deaths``: times each killed a worker before."""
+        index, spec = self.spec.index, self.spec
+        outcomes: list[Outcome | None] = [None] * len(rows)
+        todo = []
+        for i, (row, died) in enumerate(zip(rows, deaths, strict=True)):
+            earlier = row["attempts"][index] + died
+            if died and earlier >= spec.max_attempts:
+                outcomes[i] = Outcome(
+                    row["item_id"], row["fingerprints"][index], REJECTED, reason=WORKER_DIED, retryable=True,
+                    attempt=earlier, finished_at=time.time(), worker=self.worker_name,
+                    message=f"the worker process died {died} times while computing this item (a crash in "
+                    "native code or an out-of-memory kill); see the Ray worker logs",
+                )
+            else:
+                todo.append((i, earlier + 1))
+        timings: dict[str, float] = {}
         if todo:
             started = time.perf_counter()
-            results = self.stage.process_batch(
-                [(item.item_id, json.loads(item.record_json), fp) for _, fp, _, item in todo]
-            )
+            self.stage.take_timings()
+            results = self.stage.process_batch([
+                (rows[i]["item_id"], json.loads(rows[i]["record"]), rows[i]["fingerprints"][index]) for i, _ in todo
+            ])
             per_item = (time.perf_counter() - started) / len(todo)
-            for (index, fp, attempt, item), result in zip(todo, results, strict=True):
-                outcome = self._outcome(item.item_id, fp, result)
-                outcome.attempt, outcome.seconds = attempt, per_item
+            timings = self.stage.take_timings()
+            share = {step: seconds / len(todo) for step, seconds in timings.items()}
+            for (i, attempt), result in zip(todo, results, strict=True):
+                outcome = self._outcome(rows[i]["item_id"], rows[i]["fingerprints"][index], result)
+                outcome.attempt, outcome.seconds, outcome.timings = attempt, per_item, share
                 outcome.finished_at, outcome.worker = time.time(), self.worker_name
-                outcomes[index] = outcome
-        return [o for o in outcomes if o is not None]
-
-    def _reuse(self, item_id: str, fp: str, prior: Prior) -> Outcome | None:
-        """An outcome from an earlier run, or None if its artifacts are gone and it must be redone."""
-        common = {
-            "item_id": item_id, "fingerprint": fp, "reused": True, "attempt": prior.attempts,
-            "finished_at": time.time(), "worker": self.worker_name,
-        }
-        if prior.status == OK:
-            rel = artifact_path(self.stage.name, fp, RECORD_FILE)
-            try:
-                record = json.loads(self.storage.read_bytes(rel))
-            except (FileNotFoundError, OSError):
-                log.warning("%s: record of %s is missing from the artifact store; recomputing", item_id, fp)
-                return None
-            return Outcome(status=OK, record=record, audio_seconds=prior.audio_seconds, **common)
-        return Outcome(
-            status=REJECTED, reason=prior.reason, message=prior.message, retryable=prior.retryable, **common
-        )
+                outcomes[i] = outcome
+        done = [o for o in outcomes if o is not None]
+        ok = sum(o.status == OK for o in done)
+        spec.tracker.finish.remote(self.stage.name, [r["item_id"] for r in rows], ok, len(done) - ok, timings)
+        return done
 
     def _outcome(self, item_id: str, fp: str, result: Result | BaseException) -> Outcome:
         if isinstance(result, Reject):
@@ -151,10 +151,8 @@ class StageWorker:
                 item_id, fp, REJECTED, reason=f"error_{type(result).__name__}", message=str(result)[:500],
                 retryable=True,
             )
-        # every output carries the fingerprints of the stage outputs it was made from
-        _, content_fp = self.stage.hand_off(item_id, fp, result.record)
-        result.record["lineage"] = {**result.record.get("lineage", {}), self.stage.name: content_fp}
-        self.storage.write_bytes(
-            artifact_path(self.stage.name, fp, RECORD_FILE), json.dumps(result.record, sort_keys=True).encode()
-        )
+        # every output carries the fingerprints of the stage outputs it was made from; a barrier
+        # stage's entry is set on the driver, where its hand-off happens
+        if not self.stage.barrier:
+            result.record["lineage"] = {**result.record.get("lineage", {}), self.stage.name: fp}
         return Outcome(item_id, fp, OK, record=result.record, audio_seconds=result.audio_seconds)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .base import StrictModel
+from pydantic import Field, create_model, model_validator
+
+from .base import StageConfig, StrictModel
 from .stage_configs import (
     AlignConfig,
     FilterConfig,
@@ -15,8 +18,39 @@ from .stage_configs import (
     StandardizeConfig,
 )
 
-#: The pipeline order of the stages a job can enable. A stage needs every stage before it.
-STAGE_ORDER: tuple[str, ...] = ("ingest", "standardize", "separate", "align", "segment", "filter", "shard")
+
+@dataclass(frozen=True)
+class StageDeclaration:
+    """One stage as a job can enable it: its table name, its config type and where its code lives.
+
+    ``implementation`` is ``module:Class``, imported by the engine only when the stage runs, so
+    validating a job never imports torch, Demucs or WhisperX.
+    """
+
+    name: str
+    config: type[StageConfig]
+    implementation: str
+
+
+#: Every stage a job can enable, in pipeline order; a stage needs every stage before it. This is the
+#: one list a new stage is added to: the job-spec model, the order and the engine's lookup derive from it.
+STAGES: tuple[StageDeclaration, ...] = (
+    StageDeclaration("ingest", IngestConfig, "songcorpus.stages.ingest:IngestStage"),
+    StageDeclaration("standardize", StandardizeConfig, "songcorpus.stages.standardize:StandardizeStage"),
+    StageDeclaration("separate", SeparateConfig, "songcorpus.stages.separate:SeparateStage"),
+    StageDeclaration("align", AlignConfig, "songcorpus.stages.align:AlignStage"),
+    StageDeclaration("segment", SegmentConfig, "songcorpus.stages.segment:SegmentStage"),
+    StageDeclaration("filter", FilterConfig, "songcorpus.stages.filter:FilterStage"),
+    StageDeclaration("shard", ShardConfig, "songcorpus.stages.shard:ShardStage"),
+)
+STAGE_ORDER: tuple[str, ...] = tuple(d.name for d in STAGES)
+
+
+def stage_declaration(name: str) -> StageDeclaration:
+    for declaration in STAGES:
+        if declaration.name == name:
+            return declaration
+    raise ValueError(f"unknown stage {name!r}; known stages: {list(STAGE_ORDER)}")
 
 
 class SynthInput(StrictModel):
@@ -57,23 +91,30 @@ class RuntimeSpec(StrictModel):
     max_attempts: int = Field(3, ge=1, description="tries per item before a retryable rejection is final")
 
 
-class StagesSpec(StrictModel):
+class _StagesBase(StrictModel):
     """Stage tables; a present table enables the stage (an empty table means defaults)."""
 
-    ingest: IngestConfig = IngestConfig()
-    standardize: StandardizeConfig | None = None
-    separate: SeparateConfig | None = None
-    align: AlignConfig | None = None
-    segment: SegmentConfig | None = None
-    filter: FilterConfig | None = None
-    shard: ShardConfig | None = None
+    def config(self, name: str) -> StageConfig | None:
+        """The config of stage ``name``, or None when the job does not enable it."""
+        return getattr(self, stage_declaration(name).name)
 
     def enabled(self) -> list[str]:
         """Enabled stages in pipeline order, checked to be a prefix of :data:`STAGE_ORDER`."""
-        names = [name for name in STAGE_ORDER if getattr(self, name) is not None]
+        names = [name for name in STAGE_ORDER if self.config(name) is not None]
         if names != list(STAGE_ORDER[: len(names)]):
             raise ValueError(f"stages must be a prefix of {list(STAGE_ORDER)}; got {names}")
         return names
+
+
+if TYPE_CHECKING:  # static tools see the base; pydantic builds the real model from STAGES
+    StagesSpec = _StagesBase
+else:
+    #: ``ingest`` is always on (its defaults apply when the job has no ``[stages.ingest]`` table).
+    StagesSpec = create_model(
+        "StagesSpec",
+        __base__=_StagesBase,
+        **{d.name: (d.config, d.config()) if d.name == STAGE_ORDER[0] else (d.config | None, None) for d in STAGES},
+    )
 
 
 class JobSpec(StrictModel):
@@ -83,7 +124,7 @@ class JobSpec(StrictModel):
     root: str = Field(description="output root: local path or pyarrow.fs URI (s3://bucket/prefix)")
     input: InputSpec
     runtime: RuntimeSpec = RuntimeSpec()
-    stages: StagesSpec = StagesSpec()
+    stages: StagesSpec = Field(default_factory=StagesSpec)
 
     @model_validator(mode="after")
     def _stages_form_a_prefix(self) -> JobSpec:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 OK = "ok"
 REJECTED = "rejected"
+#: The reason of an item whose processing killed its worker process ``max_attempts`` times.
+WORKER_DIED = "worker_died"
 
-#: One row per item outcome, appended to ``<root>/ledger/<stage>/part-*.parquet``.
+#: One row per item outcome, appended to ``<root>/ledger/<stage>/*.parquet``.
 LEDGER_SCHEMA = pa.schema(
     [
         pa.field("run_id", pa.string(), nullable=False),
@@ -23,21 +25,29 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("retryable", pa.bool_(), nullable=False),
         pa.field("reused", pa.bool_(), nullable=False),
         pa.field("attempt", pa.int32(), nullable=False),
+        # the output record (JSON) of a computed ok outcome; None when reused (the computed row has it)
         pa.field("record", pa.string()),
         pa.field("audio_seconds", pa.float64(), nullable=False),
         pa.field("seconds", pa.float64(), nullable=False),
         pa.field("finished_at", pa.float64(), nullable=False),
         pa.field("worker", pa.string(), nullable=False),
+        # seconds per sub-step the stage timed (decode, forward, write, ...), this item's share
+        pa.field("timings", pa.map_(pa.string(), pa.float64())),
     ]
 )
 
-#: Rows flowing between stages inside a run: an item, the fingerprint of its latest output, and that
-#: output as JSON (small metadata and URIs; audio itself stays in the artifact store).
-STREAM_SCHEMA = pa.schema(
+#: Rows streaming through one phase on Ray: an item, its latest record, and the outcomes it has
+#: collected so far. The driver plans every stage's fingerprint and earlier attempts up front;
+#: workers compute the stages from ``start`` on and append their outcomes, which the driver logs.
+PHASE_SCHEMA = pa.schema(
     [
         pa.field("item_id", pa.string(), nullable=False),
-        pa.field("fingerprint", pa.string(), nullable=False),
-        pa.field("record", pa.string(), nullable=False),
+        pa.field("record", pa.string(), nullable=False),  # JSON: the input of the next stage to run
+        pa.field("status", pa.string(), nullable=False),  # ok, or rejected by a stage of this phase
+        pa.field("start", pa.int32(), nullable=False),  # index of the first stage to compute
+        pa.field("fingerprints", pa.list_(pa.string()), nullable=False),  # one per stage of the phase
+        pa.field("attempts", pa.list_(pa.int32()), nullable=False),  # earlier attempts, per stage
+        pa.field("outcomes", pa.list_(pa.struct(list(LEDGER_SCHEMA))), nullable=False),
     ]
 )
 
@@ -59,3 +69,4 @@ class Outcome:
     seconds: float = 0.0
     finished_at: float = 0.0
     worker: str = ""
+    timings: dict[str, float] = field(default_factory=dict)

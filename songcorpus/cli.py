@@ -102,9 +102,9 @@ def _cmd_eval_alignment(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan_clips(args: argparse.Namespace) -> int:
-    from .pipeline.status import clip_plan_text
+    from .pipeline.status import sections_text
 
-    print(clip_plan_text(args.root))
+    print(sections_text(args.root, ("segment", "filter")))
     return 0
 
 

@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..pipeline.stage import Reject, Result, Stage
-from ..pipeline.storage import artifact_path
+from ..pipeline.storage import Storage, artifact_path
 from ..schemas.records import OK, Outcome
 from ..schemas.stage_configs import FilterConfig
+from .clip_report import clip_section
 
 CLIPS_TABLE = "tables/clips.parquet"
 CLIPS_SUMMARY = "tables/clips_summary.json"
@@ -120,6 +121,21 @@ class FilterStage(Stage[FilterConfig]):
         }
         storage.write_bytes(CLIPS_SUMMARY, json.dumps(summary, indent=2).encode())
         return outcomes
+
+
+    @classmethod
+    def report_section(cls, rows: pa.Table, storage: Storage) -> dict | None:
+        """Kept clips and what the rules dropped, with the clip-length and clips-per-song histograms."""
+        section = clip_section(cls.name, "clips", rows)
+        if storage.exists(CLIPS_SUMMARY):
+            summary = json.loads(storage.read_bytes(CLIPS_SUMMARY))
+            section["histograms"] = [
+                {"title": "Clip lengths", "xlabel": "clip length (seconds)", "ylabel": "clips", "id": "clip",
+                 **summary["clip_seconds"]},
+                {"title": "Clips per song", "xlabel": "clips in the song", "ylabel": "songs", "id": "cps",
+                 **summary["clips_per_song"]},
+            ]
+        return section
 
 
 def _histogram(values: list[float], edges: np.ndarray) -> dict:

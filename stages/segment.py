@@ -8,11 +8,13 @@ from collections import Counter
 from dataclasses import asdict
 
 import numpy as np
+import pyarrow as pa
 
 from ..pipeline.stage import Reject, Result, Stage
-from ..pipeline.storage import artifact_path
+from ..pipeline.storage import Storage, artifact_path
 from ..schemas.stage_configs import SegmentConfig
 from .clip_planner import AlignedLine, AlignedWord, ClipPlanConfig, plan_clips
+from .clip_report import clip_section
 
 NAN = float("nan")
 
@@ -64,3 +66,7 @@ class SegmentStage(Stage[SegmentConfig]):
              "segment_dropped": dict(sorted(dropped.items()))},
             audio_seconds=record["duration"],
         )
+
+    @classmethod
+    def report_section(cls, rows: pa.Table, storage: Storage) -> dict | None:
+        return clip_section(cls.name, "lines or spans", rows)

@@ -14,14 +14,12 @@ import json
 from collections import Counter
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import ray
 
-from ..pipeline.ledger import Ledger
-from ..pipeline.registry import stage_class
-from ..pipeline.shards import Sample, read_samples, write_shard
+from ..pipeline.shards import Sample, ShardSpec, assemble_shards, write_shard
 from ..pipeline.stage import Result, Stage
 from ..pipeline.storage import artifact_path
-from ..pipeline.versions import publish, shard_entries, stage_identity
+from ..pipeline.versions import publish, shard_entries
 from ..schemas.records import OK, Outcome
 from ..schemas.stage_configs import ShardConfig
 from .audio_io import encode_flac, read_flac
@@ -83,30 +81,32 @@ class ShardStage(Stage[ShardConfig]):
         }
 
     def finalize(self, outcomes: list[Outcome]) -> list[Outcome]:
-        """Pack every song's samples into shards in (split, clip id) order and publish the version."""
+        """Pack every song's samples into shards in (split, clip id) order and publish the version.
+
+        Membership is fixed here, on the driver; the shards are then written in parallel (Ray
+        tasks), each from its songs' fragments, so the bytes do not depend on who wrote them.
+        """
         cfg, storage, job = self.config, self.context.storage, self.context.job or {}
         dataset = job.get("name", "dataset")
         rows = sorted(
             ((list(cfg.splits).index(o.record["split"]), s["key"], o.record, s)
-             for o in outcomes if o.status == OK for s in o.record["samples"]),
+             for o in outcomes if o.status == OK and o.record is not None for s in o.record["samples"]),
             key=lambda r: (r[0], r[1]),
         )
         staging = f"versions/.staging-{self.context.run_id}"
-        shards, index, cache = [], [], {}
+        specs, index = [], []
         for split in cfg.splits:
             in_split = [r for r in rows if r[2]["split"] == split]
             for number, group in enumerate(self._pack(in_split)):
                 name = f"{dataset}-{split}-{number:06d}.tar"
-                samples = [(self._sample(cache, record, entry["key"]), entry["seconds"]) for _, _, record, entry in group]
-                shards.append(write_shard(storage, f"{staging}/{name}", split, samples))
+                specs.append(ShardSpec(f"{staging}/{name}", split, tuple(
+                    (record["fragment"], entry["key"], entry["seconds"]) for _, _, record, entry in group)))
                 index += [{"key": e["key"], "song_id": r["song_id"], "split": split, "shard": name,
                            "sha256": e["sha256"], "seconds": e["seconds"]} for _, _, r, e in group]
+        shards = assemble_shards(storage, specs, parallel=ray.is_initialized())
         content = self._content(dataset, shards, rows, job)
         card = render_datacard(content, [r[3]["seconds"] for r in rows], self._notices(job))
-        version_id, existed = publish(storage, staging, content, pa.Table.from_pylist(index), card,
-                                      self.context.run_id)
-        for shard in shards if existed else []:
-            storage.delete(f"{staging}/{shard.name}")
+        version_id, _ = publish(storage, staging, content, pa.Table.from_pylist(index), card, self.context.run_id)
         storage.write_bytes("versions/LATEST", version_id.encode())
         return outcomes
 
@@ -121,21 +121,9 @@ class ShardStage(Stage[ShardConfig]):
             size += row[3]["bytes"]
         return groups + ([current] if current else [])
 
-    def _sample(self, cache: dict, record: dict, key: str) -> Sample:
-        """One sample from its song's fragment; keeps only the current song's fragment in memory."""
-        if cache.get("fragment") != record["fragment"]:
-            samples = read_samples(self.context.storage.read_bytes(record["fragment"]))
-            cache.clear()
-            cache.update({"fragment": record["fragment"], **{k: (k, m) for k, m in samples}})
-        return cache[key]
-
     def _content(self, dataset: str, shards: list, rows: list, job: dict) -> dict:
-        stages = {
-            name: stage_identity({k: v for k, v in cfg.items() if k != "resources"}, stage_class(name).version)
-            for name, cfg in (job.get("stages") or {}).items() if cfg is not None
-        }
         per_split = Counter(r[2]["split"] for r in rows)
-        seconds = Counter()
+        seconds: Counter = Counter()
         for r in rows:
             seconds[r[2]["split"]] += r[3]["seconds"]
         return {
@@ -143,21 +131,11 @@ class ShardStage(Stage[ShardConfig]):
             "shards": shard_entries(shards),
             "splits": {"key": "group (artist/work when given, else song)", "fractions": self.config.splits,
                        "samples": dict(per_split), "seconds": {k: round(v, 3) for k, v in seconds.items()}},
-            "stages": stages,
+            "stages": self.context.stage_identities,
             "job": {k: v for k, v in job.items() if k in ("name", "input", "stages")},
-            "rejects": self._rejects(list(stages)),
+            "rejects": self.context.rejects,
             "languages": dict(Counter(r[2].get("language") or "unknown" for r in rows)),
         }
-
-    def _rejects(self, stages: list[str]) -> dict:
-        ledger, run_id = Ledger(self.context.storage), self.context.run_id
-        out = {}
-        for stage in stages:
-            table = ledger.read(stage)
-            rows = table.filter(pc.and_(pc.equal(table["run_id"], run_id), pc.not_equal(table["status"], OK)))
-            if rows.num_rows:
-                out[stage] = dict(sorted(Counter(rows["reason"].to_pylist()).items()))
-        return out
 
     def _notices(self, job: dict) -> list[str]:
         notices = []

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-import pyarrow.compute as pc
 import pytest
 import ray
 import toy_stages
-from songcorpus.pipeline.ledger import Ledger
-from songcorpus.pipeline.phase import StallError
-from songcorpus.pipeline.runner import PhaseContext, new_run_id, run_chain
+from songcorpus.pipeline.phase import InputRow, StallError
+from songcorpus.pipeline.runner import RunSession, new_run_id
 from songcorpus.pipeline.storage import Storage
 from toy_stages import ToyA, ToyB, ToyC, ToyConfig, ToyD
 
@@ -20,23 +18,26 @@ ray.cloudpickle.register_pickle_by_value(toy_stages)
 ROWS = [{"item_id": f"i{i}", "fingerprint": f"in{i}", "record": {"n": i}} for i in range(8)]
 
 
-def context(root, cluster, max_attempts=3, stall_timeout_s=60.0) -> PhaseContext:
-    return PhaseContext(Storage(str(root)), cluster, new_run_id(), None, max_attempts, stall_timeout_s)
+def run_chain(root, cluster, stages, rows, *, max_attempts=3, stall_timeout_s=60.0) -> RunSession:
+    """Run ``stages`` as one phase over ``rows`` in a run of its own; returns the finished session."""
+    session = RunSession(Storage(str(root)), cluster, new_run_id(), max_attempts=max_attempts,
+                         stall_timeout_s=stall_timeout_s)
+    with session:
+        session.phase(stages, [InputRow(r["item_id"], r["fingerprint"], json.dumps(r["record"])) for r in rows])
+    return session
 
 
-def run_rows(ctx, ledger, stage):
-    table = ledger.read(stage)
-    return {r["item_id"]: r for r in table.filter(pc.equal(table["run_id"], ctx.run_id)).to_pylist()}
+def run_rows(session, stage):
+    rows = session.run.ledger.run_rows(stage, session.run.run_id)
+    return {r["item_id"]: r for r in rows.to_pylist()}
 
 
 @pytest.mark.timeout(180)
 def test_four_one_cpu_actor_stages_finish_on_two_cpus(tmp_path, ray_cluster):
-    ctx = context(tmp_path, ray_cluster)
     stages = [(cls, ToyConfig()) for cls in (ToyA, ToyB, ToyC, ToyD)]
-    run_chain(ctx, stages, ROWS)
-    ledger = Ledger(ctx.storage)
+    session = run_chain(tmp_path, ray_cluster, stages, ROWS)
     for cls in (ToyA, ToyB, ToyC, ToyD):
-        rows = run_rows(ctx, ledger, cls.name)
+        rows = run_rows(session, cls.name)
         assert len(rows) == len(ROWS) and all(r["status"] == "ok" for r in rows.values())
         # a model set up on one thread and called on another costs ~10% on CPU (two OpenMP teams)
         assert all(json.loads(r["record"])["on_setup_thread"] for r in rows.values())
@@ -45,12 +46,10 @@ def test_four_one_cpu_actor_stages_finish_on_two_cpus(tmp_path, ray_cluster):
 @pytest.mark.timeout(180)
 def test_exception_rejects_one_item_and_is_retried_up_to_the_limit(tmp_path, ray_cluster):
     stages = [(ToyA, ToyConfig(fail_items=("i3",), reject_items=("i5",))), (ToyB, ToyConfig())]
-    ledger = Ledger(Storage(str(tmp_path)))
     attempts = []
     for _ in range(3):
-        ctx = context(tmp_path, ray_cluster, max_attempts=2)
-        run_chain(ctx, stages, ROWS)
-        a, b = run_rows(ctx, ledger, "toy_a"), run_rows(ctx, ledger, "toy_b")
+        session = run_chain(tmp_path, ray_cluster, stages, ROWS, max_attempts=2)
+        a, b = run_rows(session, "toy_a"), run_rows(session, "toy_b")
         assert len(a) == 8 and len(b) == 6  # accounting closes: b sees only a's ok items
         assert a["i3"]["reason"] == "error_ValueError" and "boom on i3" in a["i3"]["message"]
         assert a["i5"]["reason"] == "toy_reject" and not a["i5"]["retryable"]
@@ -63,21 +62,20 @@ def test_exception_rejects_one_item_and_is_retried_up_to_the_limit(tmp_path, ray
 def test_worker_killed_mid_batch_is_restarted_and_nothing_is_lost(tmp_path, ray_cluster):
     markers = tmp_path / "markers"
     markers.mkdir()
-    ctx = context(tmp_path / "out", ray_cluster)
-    run_chain(ctx, [(ToyA, ToyConfig(die_items=("i2", "i5"), marker_dir=str(markers)))], ROWS)
+    session = run_chain(tmp_path / "out", ray_cluster,
+                        [(ToyA, ToyConfig(die_items=("i2", "i5"), marker_dir=str(markers)))], ROWS)
     assert sorted(p.name for p in markers.iterdir()) == ["i2", "i5"]  # the worker really died twice
-    rows = run_rows(ctx, Ledger(ctx.storage), "toy_a")
+    rows = run_rows(session, "toy_a")
     assert sorted(rows) == sorted(r["item_id"] for r in ROWS)
     assert all(r["status"] == "ok" for r in rows.values())
 
 
 @pytest.mark.timeout(180)
 def test_a_stage_without_progress_is_reported_not_waited_on(tmp_path, ray_cluster):
-    ctx = context(tmp_path, ray_cluster, stall_timeout_s=2.0)
     slow = ToyConfig(sleep_s=20.0)
     started = time.monotonic()
     with pytest.raises(StallError, match="no progress for 2s in stages \\['toy_a'\\]"):
-        run_chain(ctx, [(ToyA, slow)], ROWS[:1])
+        run_chain(tmp_path, ray_cluster, [(ToyA, slow)], ROWS[:1], stall_timeout_s=2.0)
     waited = time.monotonic() - started
     assert waited < 15.0
     time.sleep(22.0 - waited)  # let the abandoned batch drain before the next test uses the cluster

@@ -1,0 +1,85 @@
+"""The run tracker: one small actor per run that counts item starts and finishes across workers.
+
+It exists for what no single worker can know: how often an item was started without finishing,
+because the process that held it died (a segfaulting decoder, an out-of-memory kill). Ray Data
+retries such a batch on a fresh actor forever, so a poison item would loop; the tracker lets the
+next worker see the deaths, isolate the culprit and reject it (``worker_died``) after
+``max_attempts``. It also keeps the live per-stage counts the console shows, and counts the library
+warnings workers saw, so a phase is watched with one call and no ledger listing.
+
+It runs on the driver's node (pinned), so losing a worker node never loses it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+@dataclass
+class StageCounts:
+    ok: int = 0
+    rejected: int = 0
+    #: item starts that never finished: the worker died with the item in hand
+    deaths: int = 0
+    timings: Counter = field(default_factory=Counter)
+
+
+class RunTracker:
+    """Actor state; methods are called once per batch by workers and every poll by the driver."""
+
+    def __init__(self) -> None:
+        self._unfinished: dict[tuple[str, str], int] = {}
+        self._deaths: dict[tuple[str, str], int] = {}
+        self._counts: dict[str, StageCounts] = {}
+        self._warnings: Counter = Counter()
+
+    def begin(self, stage: str, item_ids: list[str]) -> tuple[bool, list[int]]:
+        """Start ``item_ids``; returns (started, earlier deaths per item).
+
+        A batch of several items of which one has died before is not started: the worker retries
+        its items one at a time, so the culprit is found and its batch-mates finish.
+        """
+        counts = self._counts.setdefault(stage, StageCounts())
+        for item in item_ids:
+            # a start still open means the worker holding the item died: that was a death
+            if self._unfinished.pop((stage, item), 0):
+                self._deaths[(stage, item)] = self._deaths.get((stage, item), 0) + 1
+                counts.deaths += 1
+        deaths = [self._deaths.get((stage, item), 0) for item in item_ids]
+        if any(deaths) and len(item_ids) > 1:
+            return False, deaths
+        for item in item_ids:
+            self._unfinished[(stage, item)] = 1
+        return True, deaths
+
+    def finish(self, stage: str, item_ids: list[str], ok: int, rejected: int, timings: dict[str, float]) -> None:
+        for item in item_ids:
+            self._unfinished.pop((stage, item), None)
+        counts = self._counts.setdefault(stage, StageCounts())
+        counts.ok += ok
+        counts.rejected += rejected
+        counts.timings.update(timings)
+
+    def warn(self, messages: dict[str, int]) -> None:
+        self._warnings.update(messages)
+
+    def snapshot(self) -> dict:
+        """Per stage ok / rejected / deaths / sub-step seconds, and the warnings seen, for the driver."""
+        return {
+            "stages": {
+                name: {"ok": c.ok, "rejected": c.rejected, "deaths": c.deaths, "timings": dict(c.timings)}
+                for name, c in self._counts.items()
+            },
+            "warnings": dict(self._warnings),
+        }
+
+
+def start_tracker() -> ray.actor.ActorHandle:
+    """A tracker on this (the driver's) node, using no CPU so it never waits for a free slot."""
+    here = ray.get_runtime_context().get_node_id()
+    remote = ray.remote(num_cpus=0, max_restarts=0)(RunTracker)
+    return remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
