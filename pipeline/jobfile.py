@@ -8,9 +8,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..schemas.job import JobSpec
+from .errors import UserError
 
 
-class JobSpecError(ValueError):
+class JobSpecError(UserError):
     """The job file is not valid; the message lists every problem with its key path."""
 
 

@@ -152,6 +152,15 @@ class Ledger:
         index = rows.schema.get_field_index("record")
         return rows.set_column(index, "record", pa.array(filled, pa.string()))
 
+    def latest_records(self, stage: str) -> tuple[str | None, list[dict]]:
+        """The newest run that logged ``stage`` and the ok output records it ended with (reused ones too)."""
+        runs = self.read(stage, ["run_id"])["run_id"]
+        if len(runs) == 0:
+            return None, []
+        run_id = pc.max(runs).as_py()  # run ids sort by their start time
+        rows = self.run_rows(stage, run_id, records=True)
+        return run_id, [json.loads(r) for r in rows.filter(pc.equal(rows["status"], OK))["record"].to_pylist()]
+
     def compact(self, stage: str, fan_in: int = FAN_IN) -> None:
         """Merge every level that holds ``fan_in`` or more files into one file of the next level."""
         while True:

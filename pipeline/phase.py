@@ -23,6 +23,7 @@ import ray
 
 from ..schemas.base import StageConfig
 from ..schemas.records import OK, PHASE_SCHEMA, Outcome
+from .errors import UserError
 from .fingerprint import stage_fingerprint
 from .ledger import Ledger, LedgerWriter, Prior, outcome_row
 from .resources import ResourcePlan
@@ -32,7 +33,7 @@ from .worker import StageWorker, WorkerSpec
 log = logging.getLogger(__name__)
 
 
-class StallError(RuntimeError):
+class StallError(UserError):
     """A phase made no progress for longer than the configured stall timeout."""
 
 

@@ -12,13 +12,14 @@ import math
 from dataclasses import dataclass
 
 from ..schemas.base import Resources
+from .errors import UserError
 
 #: CPUs left free for Ray Data's own read and bookkeeping tasks.
 READ_TASK_CPUS = 0.25
 MIN_CPUS_PER_WORKER = 0.05
 
 
-class ResourcePlanError(ValueError):
+class ResourcePlanError(UserError):
     """The job asks for resources the cluster does not have."""
 
 

@@ -141,7 +141,6 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
         stall_timeout_s=job.runtime.stall_timeout_s, input_base=source.input_base, job=job.model_dump(mode="json"),
         identities={cls.name: stage_identity(configs[cls.name].fingerprint_fields(), cls.version) for cls in classes},
     )
-    session.notices += source.notices
     started = time.time()
     rows = [InputRow(r["item_id"], r["fingerprint"], json.dumps(r["record"], sort_keys=True)) for r in source.rows]
     status = "failed"
@@ -156,7 +155,7 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
     finally:
         report = report_mod.build_report(
             ledger=session.run.ledger, job=job, run_id=run_id, status=status, started=started,
-            finished=time.time(), stages=classes, plans=session.plans, notices=session.notices,
+            finished=time.time(), stages=classes, plans=session.plans, notices=session.notices + source.notices,
             tracker=session.tracker_snapshot,
         )
         report_path = report_mod.write_report(storage, run_dir, report)

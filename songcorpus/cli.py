@@ -8,37 +8,48 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .pipeline.jobfile import JobSpecError, load_job
+from .pipeline.errors import UserError
+from .pipeline.jobfile import load_job
+from .schemas.job import JobSpec
 
 log = logging.getLogger("songcorpus")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline.phase import StallError
-    from .pipeline.report import format_summary_table
-    from .pipeline.resources import ResourcePlanError
+    from .pipeline.report import format_sections, format_summary_table
     from .pipeline.runner import run_job
 
-    try:
-        job, text = load_job(args.job, root=args.root)
-    except JobSpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.address:
-        job = job.model_copy(update={"runtime": job.runtime.model_copy(update={"address": args.address})})
-    try:
-        result = run_job(job, text)
-    except (ResourcePlanError, StallError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    for notice in result.report["notices"]:
+    job, text = _load(args)
+    result = run_job(job, text, verbose=args.verbose)
+    report = result.report
+    for notice in report["notices"]:
         print(f"NOTE: {notice}")
-    print(f"run {result.run_id}: {result.status} in {result.report['wall_seconds']:.1f} s")
-    print(format_summary_table(result.report["stages"]))
-    if not any(s["computed"] for s in result.report["stages"]):
+    print(f"run {result.run_id}: {result.status} in {report['wall_seconds']:.1f} s")
+    print(format_summary_table(report["stages"]))
+    if report["sections"]:
+        print(format_sections(report["sections"]), end="")
+    if report["warnings"]:
+        print(f"library warnings: {sum(report['warnings'].values())} (counted in the report)")
+    if not any(s["computed"] for s in report["stages"]):
         print("nothing recomputed: every item was already done with the same fingerprint")
     print(f"report: {result.report_path}")
     return 0 if result.status == "completed" else 1
+
+
+def _load(args: argparse.Namespace) -> tuple[JobSpec, str]:
+    """The job of ``args.job`` with ``--root`` and ``--address`` applied."""
+    job, text = load_job(args.job, root=getattr(args, "root", None))
+    if args.address:
+        job = job.model_copy(update={"runtime": job.runtime.model_copy(update={"address": args.address})})
+    return job, text
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .pipeline.validate import validate_text
+
+    job, _ = _load(args)
+    print(validate_text(job))
+    return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -162,6 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded local Ray)")
     run.set_defaults(func=_cmd_run)
 
+    validate = sub.add_parser(
+        "validate", help="check a job spec and show the stages and resource plan, without running it",
+        description="Validate JOB.toml (every problem with its key path), then print the enabled stages, their "
+        "phases and the resources each stage's workers would get on the cluster (--address, RAY_ADDRESS, or "
+        "this machine). Starts no work.")
+    validate.add_argument("job", help="job spec, e.g. jobs/demo.toml")
+    validate.add_argument("--address", help="Ray cluster to fit the plan to (default: this machine)")
+    validate.set_defaults(func=_cmd_validate)
+
     status = sub.add_parser("status", help="per-stage ok / rejected / reasons / throughput of a run",
                             description="Print per-stage accounting of the latest run under ROOT (live while "
                             "a run is going).")
@@ -233,11 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .pipeline.console import configure_console
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    return args.func(args)
+    configure_console(args.verbose)
+    try:
+        return args.func(args)
+    except UserError as exc:  # something the user can fix: the message says what; a bug keeps its traceback
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pyarrow.compute as pc
-
 from ..pipeline.ledger import Ledger
 from ..pipeline.storage import Storage
 
@@ -68,16 +66,13 @@ def _mean(values: list[float]) -> float:
 def evaluate_root_alignment(root: str, truth_dir: Path) -> dict:
     """Score the latest alignment of every song of ``root`` that has truth timings in ``truth_dir``."""
     storage = Storage(root)
-    table = Ledger(storage).read("align")
-    if table.num_rows == 0:
+    latest, records = Ledger(storage).latest_records("align")
+    if latest is None:
         raise ValueError(f"{root} has no align outcomes: run a job with [stages.align] first")
-    latest = max(table["run_id"].to_pylist())
-    rows = table.filter(pc.and_(pc.equal(table["run_id"], latest), pc.equal(table["status"], "ok")))
     true_all: list[tuple[float, float]] = []
     predicted_all: list[tuple[float, float] | None] = []
     songs = 0
-    for row in rows.to_pylist():
-        record = json.loads(row["record"])
+    for record in records:
         truth_rel = (record.get("extra") or {}).get("truth_path")
         if not truth_rel or not (truth_dir / truth_rel).exists():
             continue

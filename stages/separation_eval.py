@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
 
 from ..pipeline.ledger import Ledger
 from ..pipeline.storage import Storage
@@ -55,14 +54,11 @@ def evaluate_root(root: str, truth_dir: Path) -> dict:
     Truth is found through the manifest column ``truth_path`` (the synthetic corpus writes it).
     """
     storage = Storage(root)
-    table = Ledger(storage).read("separate")
-    if table.num_rows == 0:
+    latest, records = Ledger(storage).latest_records("separate")
+    if latest is None:
         raise ValueError(f"{root} has no separate outcomes: run a job with [stages.separate] first")
-    latest = max(set(table["run_id"].to_pylist()))
-    rows = table.filter(pc.and_(pc.equal(table["run_id"], latest), pc.equal(table["status"], "ok")))
     scores, skipped = [], []
-    for row in rows.to_pylist():
-        record = json.loads(row["record"])
+    for record in records:
         truth_rel = (record.get("extra") or {}).get("truth_path")
         if not truth_rel or not (truth_dir / truth_rel).exists():
             skipped.append(record["song_id"])

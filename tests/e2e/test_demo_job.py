@@ -13,6 +13,7 @@ import pytest
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.dataset_reader import open_dataset
 from songcorpus.pipeline.jobfile import parse_job
+from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.storage import Storage
 from songcorpus.stages.audio_io import read_flac
@@ -53,12 +54,14 @@ def test_demo_job_runs_resumes_and_evaluates(tmp_path, ray_cluster, capsys):
     assert "smoke-test model" in report["notices"][0]  # the first line says the stems are not real
     stages = {s["name"]: s for s in report["stages"]}
     assert [stages[n]["ok"] for n in ("ingest", "standardize", "separate", "align", "segment")] == [4] * 5
-    assert stages["filter"]["input"] == 4 and report["clips"]["clips"] >= 1
     clips = pq.read_table(tmp_path / "out" / "tables" / "clips.parquet")
-    assert clips.num_rows == report["clips"]["clips"] and max(clips["duration"].to_pylist()) <= 30.0
+    assert stages["filter"]["input"] == 4 and clips.num_rows >= 1 and max(clips["duration"].to_pylist()) <= 30.0
+    filter_section = next(s for s in report["sections"] if s["stage"] == "filter")
+    assert f"{clips.num_rows} clips" in filter_section["lines"][0]
     storage = Storage(job.root)
-    for record_file in (tmp_path / "out" / "artifacts" / "separate").glob("*/record.json"):
-        record = json.loads(record_file.read_text())
+    run_id, records = Ledger(storage).latest_records("separate")
+    assert run_id == first.run_id and len(records) == 4
+    for record in records:
         mix, rate = read_flac(storage.read_bytes(record["audio"]))
         vocals, vocal_rate = read_flac(storage.read_bytes(record["vocals"]))
         assert vocal_rate == rate == 44100 and vocals.shape == mix.shape
@@ -71,12 +74,14 @@ def test_demo_job_runs_resumes_and_evaluates(tmp_path, ray_cluster, capsys):
     again = run_job(job, text)  # nothing is separated twice
     assert (tmp_path / "out" / "versions" / "LATEST").read_text() == version  # same job, same version id
     assert all(s["computed"] == 0 and s["reused"] == s["input"] for s in again.report["stages"])
+    assert again.report["accounting_closed"] and again.report["sections"] == report["sections"]
+    assert not [p for p in (tmp_path / "out" / "versions").iterdir() if p.name.startswith(".")]  # no staging
 
     assert cli_main(["eval-separation", str(tmp_path / "out")]) == 0
     result = json.loads((tmp_path / "out" / "eval" / "separation.json").read_text())
     assert result["songs"] == 4 and all(math.isfinite(s["accomp_sdr"]) for s in result["per_song"])
     assert "mean" in capsys.readouterr().out
     assert cli_main(["plan-clips", str(tmp_path / "out")]) == 0
-    assert "filter: 4 songs in" in capsys.readouterr().out
+    assert "filter: clips\n    4 songs in" in capsys.readouterr().out
     assert cli_main(["eval-alignment", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "eval" / "alignment.json").read_text())["songs"] == 4

@@ -79,3 +79,50 @@ def test_a_stage_without_progress_is_reported_not_waited_on(tmp_path, ray_cluste
     waited = time.monotonic() - started
     assert waited < 15.0
     time.sleep(22.0 - waited)  # let the abandoned batch drain before the next test uses the cluster
+
+
+def setups(folder, stage: str) -> int:
+    return sum(1 for p in folder.iterdir() if p.name.startswith(f"{stage}-"))
+
+
+@pytest.mark.timeout(240)
+def test_a_rerun_decides_on_the_driver_and_starts_no_actor_for_finished_stages(tmp_path, ray_cluster):
+    marks = tmp_path / "setups"
+    marks.mkdir()
+    a, b = ToyConfig(setup_dir=str(marks), reject_items=("i1",)), ToyConfig(setup_dir=str(marks))
+    first = run_chain(tmp_path / "out", ray_cluster, [(ToyA, a), (ToyB, b)], ROWS)
+    assert setups(marks, "toy_a") >= 1 and setups(marks, "toy_b") >= 1
+    before = {stage: setups(marks, stage) for stage in ("toy_a", "toy_b")}
+
+    again = run_chain(tmp_path / "out", ray_cluster, [(ToyA, a), (ToyB, b)], ROWS)
+    assert {stage: setups(marks, stage) for stage in ("toy_a", "toy_b")} == before  # no actor, no model
+    rows_a, rows_b = run_rows(again, "toy_a"), run_rows(again, "toy_b")
+    assert len(rows_a) == 8 and all(r["reused"] and r["worker"] == "driver" for r in rows_a.values())
+    assert rows_a["i1"]["status"] == "rejected" and "i1" not in rows_b and len(rows_b) == 7
+    assert again.tracker_snapshot["stages"] == {}  # no worker saw a batch
+
+    # a new config for the second stage only: the first stays on the driver, the second recomputes
+    b2 = ToyConfig(setup_dir=str(marks), sleep_s=0.001)
+    third = run_chain(tmp_path / "out", ray_cluster, [(ToyA, a), (ToyB, b2)], ROWS)
+    assert setups(marks, "toy_a") == before["toy_a"] and setups(marks, "toy_b") > before["toy_b"]
+    rows_b = run_rows(third, "toy_b")
+    assert len(rows_b) == 7 and not any(r["reused"] for r in rows_b.values())
+    # the record the second stage read came from the ledger: the first stage's output, not a file
+    assert all(json.loads(r["record"])["path"] == ["toy_a", "toy_b"] for r in rows_b.values())
+    assert first.run.run_id != third.run.run_id
+
+
+@pytest.mark.timeout(300)
+def test_an_item_that_kills_its_worker_every_time_is_rejected_and_the_run_finishes(tmp_path, ray_cluster):
+    session = run_chain(tmp_path, ray_cluster, [(ToyA, ToyConfig(always_die_items=("i4",))), (ToyB, ToyConfig())],
+                        ROWS, max_attempts=2)
+    a, b = run_rows(session, "toy_a"), run_rows(session, "toy_b")
+    assert sorted(a) == sorted(r["item_id"] for r in ROWS)  # accounting closes: one outcome per item
+    assert a["i4"]["status"] == "rejected" and a["i4"]["reason"] == "worker_died"
+    assert a["i4"]["attempt"] == 2 and "died 2 times" in a["i4"]["message"]
+    assert all(r["status"] == "ok" for k, r in a.items() if k != "i4") and sorted(b) == sorted(set(a) - {"i4"})
+    assert session.tracker_snapshot["stages"]["toy_a"]["deaths"] >= 2
+    # final: a rerun does not feed the poison pill to a worker again
+    again = run_chain(tmp_path, ray_cluster, [(ToyA, ToyConfig(always_die_items=("i4",))), (ToyB, ToyConfig())],
+                      ROWS, max_attempts=2)
+    assert run_rows(again, "toy_a")["i4"]["reused"] and again.tracker_snapshot["stages"] == {}

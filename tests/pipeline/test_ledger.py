@@ -1,5 +1,5 @@
 import pytest
-from songcorpus.pipeline.ledger import Ledger
+from songcorpus.pipeline.ledger import FAN_IN, Ledger, LedgerWriter, outcome_row
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.records import OK, REJECTED, Outcome
 
@@ -35,14 +35,41 @@ def test_compaction_keeps_every_row_once_even_if_deletes_never_happen(tmp_path, 
         ledger.append("r1", "s", 1, [outcome(f"i{i}", f"f{i}")])
     # a crash right after the compacted file is written: the old parts are never deleted
     monkeypatch.setattr(storage, "delete", lambda rel: None)
-    ledger.compact("s")
+    ledger.compact_all("s")
     assert len(storage.list_files("ledger/s", ".parquet")) == 6
     assert sorted(ledger.read("s")["item_id"].to_pylist()) == [f"i{i}" for i in range(5)]
     monkeypatch.undo()
     ledger.append("r2", "s", 1, [outcome("i9", "f9")])
-    ledger.compact("s")  # a second compaction absorbs the stale parts too
+    ledger.compact_all("s")  # a second compaction absorbs the stale parts too
     assert len(storage.list_files("ledger/s", ".parquet")) == 1
     assert ledger.read("s").num_rows == 6
+
+
+def test_a_long_run_keeps_the_ledger_folder_small_and_loses_no_row(tmp_path):
+    """600 flushes of 2 rows: parts are merged tier by tier as they come, not only at the end."""
+    storage = Storage(str(tmp_path))
+    ledger = Ledger(storage)
+    writer = LedgerWriter(ledger, flush_rows=2, flush_seconds=1e9)
+    most_files = 0
+    for i in range(1200):
+        writer.add("s", [outcome_row("r1", "s", 1, outcome(f"i{i}", f"f{i}"))])
+        most_files = max(most_files, len(storage.list_files("ledger/s", ".parquet")))
+    writer.flush()
+    # at most fan_in - 1 files per level after each merge: 600 parts need 4 levels of 8
+    assert most_files <= 4 * (FAN_IN - 1) + 1
+    table = ledger.read("s")
+    assert table.num_rows == 1200 and len(set(table["item_id"].to_pylist())) == 1200
+    assert ledger.priors("s")["f1199"].record == '{"x": "i1199"}'
+
+
+def test_reused_rows_get_their_record_from_the_computed_row(tmp_path):
+    ledger = Ledger(Storage(str(tmp_path)))
+    ledger.append("r1", "s", 1, [outcome("a", "fa"), outcome("b", "fb", REJECTED, reason="bad")])
+    ledger.append("r2", "s", 1, [outcome("a", "fa", reused=True), outcome("b", "fb", REJECTED, reason="bad",
+                                                                          reused=True)])
+    rows = {r["item_id"]: r for r in ledger.run_rows("s", "r2", records=True).to_pylist()}
+    assert rows["a"]["record"] == '{"x": "a"}' and rows["b"]["record"] is None
+    assert ledger.run_rows("s", "r2")["record"].to_pylist() == [None, None]  # stored once, in the computed row
 
 
 def test_storage_refuses_paths_outside_root(tmp_path):

@@ -86,3 +86,31 @@ def test_splits_are_stable_and_follow_the_fractions():
     assert assigned == [split_of(g, splits) for g in groups]  # a pure function of the group key
     share = assigned.count("train") / len(groups)
     assert 0.77 < share < 0.83 and assigned.count("test") > 300
+
+
+def test_shards_written_in_parallel_are_the_bytes_of_a_serial_build(tmp_path, ray_cluster):
+    from songcorpus.pipeline.shards import ShardSpec, assemble_shards
+
+    storage = Storage(str(tmp_path))
+    fragments = []
+    for song in range(5):  # per-song fragments, as the shard stage's workers write them
+        members = [(f"song{song:03d}-{clip:04d}", [("json", json.dumps({"s": song, "c": clip}).encode()),
+                                                   ("mix.flac", bytes([song, clip]) * 300)]) for clip in range(3)]
+        fragments.append(write_shard(storage, f"artifacts/shard/f{song}/samples.tar", "train",
+                                     [(m, 1.0) for m in members]))
+    entries = [(f"artifacts/shard/f{s}/samples.tar", f"song{s:03d}-{c:04d}", 1.0) for s in range(5) for c in range(3)]
+    # four samples per shard: shards cut through songs, so fragments are read by two shards
+    specs = [ShardSpec(f"{where}/d-train-{n:06d}.tar", "train", tuple(entries[i : i + 4]))
+             for where in ("serial", "parallel") for n, i in enumerate(range(0, len(entries), 4))]
+    serial = assemble_shards(storage, specs[:4], parallel=False)
+    parallel = assemble_shards(storage, specs[4:], parallel=True)
+    assert [s.sha256 for s in serial] == [p.sha256 for p in parallel] and len(serial) == 4
+    assert [s.samples for s in parallel] == [4, 4, 4, 3]
+    assert read_samples((tmp_path / "parallel" / "d-train-000001.tar").read_bytes())[0][0] == "song001-0001"
+
+
+def test_publishing_leaves_no_staging_folder(tmp_path):
+    storage = Storage(str(tmp_path))
+    publish_one(storage, "r1")
+    publish_one(storage, "r2")  # the same content again: its staging copy is removed too
+    assert [p.name for p in (tmp_path / "versions").iterdir() if p.name.startswith(".")] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from songcorpus.pipeline.stage import Reject, Result, Stage
@@ -19,6 +20,10 @@ class ToyConfig(StageConfig):
     #: the worker process dies (os._exit) the first time it meets one of these items
     die_items: tuple[str, ...] = ()
     marker_dir: str = ""
+    #: the worker process dies (os._exit) every time it meets one of these items: a poison pill
+    always_die_items: tuple[str, ...] = ()
+    #: each worker's setup leaves a file here, so a test can count the actors a stage started
+    setup_dir: str = ""
 
 
 class ToyStage(Stage[ToyConfig]):
@@ -27,6 +32,8 @@ class ToyStage(Stage[ToyConfig]):
 
     def setup(self) -> None:
         self.setup_thread = threading.get_ident()
+        if self.config.setup_dir:
+            Path(self.config.setup_dir, f"{self.name}-{os.getpid()}-{uuid.uuid4().hex}").touch()
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         cfg = self.config
@@ -35,6 +42,8 @@ class ToyStage(Stage[ToyConfig]):
             raise ValueError(f"boom on {item_id}")
         if item_id in cfg.reject_items:
             raise Reject("toy_reject", f"{item_id} is not wanted")
+        if item_id in cfg.always_die_items:
+            os._exit(1)
         if item_id in cfg.die_items:
             marker = Path(cfg.marker_dir, item_id)
             if not marker.exists():
