@@ -71,11 +71,14 @@ class PhaseProgress:
 
 def configure_console(verbose: bool) -> None:
     """Console logging for the CLI: the engine's own INFO lines; everything with ``verbose``."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "songcorpus_console", False)]:
+        root.removeHandler(old)
     handler = logging.StreamHandler()
+    handler.songcorpus_console = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
     if not verbose:
         handler.addFilter(lambda record: record.name.startswith("songcorpus") or record.levelno >= logging.ERROR)
-    root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
 

@@ -206,7 +206,7 @@ class LedgerWriter:
     (not one per batch from every worker), and the tiered merge keeps the folder small during the run.
     """
 
-    def __init__(self, ledger: Ledger, flush_rows: int = 5000, flush_seconds: float = 30.0) -> None:
+    def __init__(self, ledger: Ledger, flush_rows: int = 5000, flush_seconds: float = 10.0) -> None:
         self.ledger = ledger
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds

@@ -63,9 +63,9 @@ class RunSession:
 
     def __init__(self, storage: Storage, cluster: Cluster, run_id: str, *, max_attempts: int = 3,
                  stall_timeout_s: float = 1800.0, input_base: str | None = None, job: dict | None = None,
-                 identities: dict[str, str] | None = None) -> None:
+                 identities: dict[str, str] | None = None, flush_seconds: float = 10.0) -> None:
         ledger = Ledger(storage)
-        self.run = PhaseRun(ledger, LedgerWriter(ledger), start_tracker(), run_id, max_attempts, stall_timeout_s,
+        self.run = PhaseRun(ledger, LedgerWriter(ledger, flush_seconds=flush_seconds), start_tracker(), run_id, max_attempts, stall_timeout_s,
                             input_base)
         self.cluster, self.job, self.identities = cluster, job, identities or {}
         self.plans: list[ResourcePlan] = []
@@ -136,9 +136,13 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
     log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
     if log_path is not None:
         log.info("library and engine logs of this run: %s", log_path)
+    if not verbose:
+        log.info("worker output (library chatter, tracebacks of failed items) is in Ray's logs on each node "
+                 "(/tmp/ray/session_latest/logs); warnings are counted in the report; --verbose shows it all")
     session = RunSession(
         storage, cluster, run_id, max_attempts=job.runtime.max_attempts,
         stall_timeout_s=job.runtime.stall_timeout_s, input_base=source.input_base, job=job.model_dump(mode="json"),
+        flush_seconds=job.runtime.ledger_flush_seconds,
         identities={cls.name: stage_identity(configs[cls.name].fingerprint_fields(), cls.version) for cls in classes},
     )
     started = time.time()

@@ -89,6 +89,9 @@ class RuntimeSpec(StrictModel):
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all)")
     stall_timeout_s: float = Field(1800.0, gt=0, description="abort a run that makes no progress this long")
     max_attempts: int = Field(3, ge=1, description="tries per item before a retryable rejection is final")
+    ledger_flush_seconds: float = Field(
+        10.0, gt=0, description="the driver appends finished outcomes to the ledger at least this often; a killed "
+        "driver redoes at most this much finished work (plus what was in flight)")
 
 
 class _StagesBase(StrictModel):
