@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="songcorpus",
         description="Build lyrics-to-song training corpora (separate, align, segment, tokenize, shard) on Ray.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and every library's output on the console")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run or resume a job", description="Run or resume a job TOML file. "
@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="job spec, e.g. jobs/demo.toml")
     run.add_argument("--root", help="output root (local path or s3://...); overrides the job's root")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded local Ray)")
+    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                     help="show Ray's and the libraries' own output on the console too")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser(
