@@ -27,24 +27,56 @@ class Probe:
     bit_depth: str
 
 
+#: WAVE format tags whose blocks hold one sample frame each (PCM, IEEE float, A-law, mu-law, extensible),
+#: so bytes / (rate * block align) is seconds. ADPCM and other coded WAVs pack many samples in a block.
+_WAV_FRAME_PER_BLOCK = frozenset({0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE})
+
+
+@dataclass(frozen=True)
+class WavData:
+    """Where a RIFF/WAVE file's samples are and what its header says about them."""
+
+    rate: int
+    block_align: int
+    offset: int  # of the first sample byte
+    declared_bytes: int
+
+    @property
+    def declared_seconds(self) -> float:
+        return self.declared_bytes / (self.rate * self.block_align)
+
+    def held_seconds(self, file_size: int) -> float:
+        """Seconds of samples the file really holds: the data chunk, cut at the end of the file."""
+        return max(0, min(self.declared_bytes, file_size - self.offset)) / (self.rate * self.block_align)
+
+
+def wav_data(data: bytes) -> WavData | None:
+    """The ``data`` chunk of an uncompressed RIFF/WAVE file; None for anything else or a size left open."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, tag, rate, align = 12, 0, 0, 0
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        if chunk == b"fmt " and pos + 22 <= len(data):
+            tag = struct.unpack("<H", data[pos + 8 : pos + 10])[0]
+            rate = struct.unpack("<I", data[pos + 12 : pos + 16])[0]
+            align = struct.unpack("<H", data[pos + 20 : pos + 22])[0]
+        elif chunk == b"data":
+            if tag in _WAV_FRAME_PER_BLOCK and rate and align and size < 0xFFFFFFFF:
+                return WavData(rate, align, pos + 8, size)
+            return None
+        pos += 8 + size + (size & 1)
+    return None
+
+
 def wav_declared_seconds(data: bytes) -> float | None:
     """Duration a RIFF/WAVE header declares in its ``data`` chunk.
 
     FFmpeg derives a WAV's duration from the bytes present, so a cut-off WAV looks complete to it;
     the header still says how long the file was meant to be.
     """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    pos, rate, align = 12, 0, 0
-    while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
-        if chunk == b"fmt " and pos + 20 <= len(data):
-            rate = struct.unpack("<I", data[pos + 12 : pos + 16])[0]
-            align = struct.unpack("<H", data[pos + 20 : pos + 22])[0]
-        elif chunk == b"data":
-            return size / (rate * align) if rate and align and size < 0xFFFFFFFF else None
-        pos += 8 + size + (size & 1)
-    return None
+    wav = wav_data(data)
+    return wav.declared_seconds if wav else None
 
 
 def probe_audio(data: bytes) -> Probe:
@@ -307,13 +339,17 @@ def decode_audio(data: bytes, sample_rate: int, channels: int, max_seconds: floa
     return converter.audio()
 
 
-def demuxed_seconds(data: bytes, stop_after: float) -> float | None:
-    """Seconds of audio the file's packets hold, read without decoding; stops once past ``stop_after``.
+def held_seconds(data: bytes, stop_after: float) -> float | None:
+    """Seconds of audio the file holds, found without decoding; may stop counting once past ``stop_after``.
 
-    Cheap (no decoding) check of what a header declares: a WAV whose data chunk claims hours over one
-    second of samples has one second of packets. None when a packet carries no duration or FFmpeg
-    fails to read the packets; decode then.
+    What a header declares is a claim; this is what backs it. An uncompressed WAV: the bytes of its data
+    chunk present in the file. Anything else: the durations of its packets, read by the demuxer (a WAV
+    whose data chunk claims hours over one second of samples has one second of packets). None when a
+    packet carries no duration or FFmpeg fails to read the packets: decode then.
     """
+    wav = wav_data(data)
+    if wav is not None:
+        return wav.held_seconds(len(data))
     total = 0.0
     try:
         for link in ogg_links(data):

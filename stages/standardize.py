@@ -7,7 +7,7 @@ import numpy as np
 from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import artifact_path, resolve_filesystem
 from ..schemas.stage_configs import StandardizeConfig
-from .audio_io import decode_audio, demuxed_seconds, encode_flac
+from .audio_io import decode_audio, encode_flac, held_seconds
 from .audio_stats import measure
 
 #: A decode shorter than this share of the duration the header declares means a cut-off or damaged
@@ -19,12 +19,12 @@ def check_declared_length(data: bytes, declared: float, max_seconds: float) -> N
     """A header declares more than ``max_seconds``: reject as too long, or as truncated if the data falls short.
 
     The declared length is a claim (a WAV data chunk or FLAC STREAMINFO of a file that was cut off, a
-    header written wrong), so count the seconds of packets present without decoding, stopping once past
-    the maximum: a genuinely long file is still rejected cheaply, and a WAV whose header claims 6.7 h
-    over 1 s of samples is called what it is. Packets without durations leave it to the decoder, which
-    stops at the maximum itself, and to the truncation check after it.
+    header written wrong), so measure what the file holds without decoding (the WAV bytes present, or
+    the packets' durations up to just past the maximum): a genuinely long file is still rejected
+    cheaply, and a WAV whose header claims 6.7 h over 1 s of samples is called what it is. When that
+    cannot be measured, the decoder decides: it stops at the maximum, and the truncation check follows.
     """
-    present = demuxed_seconds(data, max_seconds)
+    present = held_seconds(data, max_seconds)
     if present is None:
         return
     if present > max_seconds:

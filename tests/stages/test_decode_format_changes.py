@@ -26,7 +26,7 @@ from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.stage_configs import StandardizeConfig
 from songcorpus.stages import standardize as standardize_module
-from songcorpus.stages.audio_io import demuxed_seconds, ogg_links, probe_audio, read_flac
+from songcorpus.stages.audio_io import held_seconds, ogg_links, probe_audio, read_flac
 from songcorpus.stages.standardize import StandardizeStage
 
 RATE = 44100
@@ -210,9 +210,20 @@ def test_genuinely_long_file_is_still_too_long_without_decoding(tmp_path, no_dec
     assert "declares 30.0 s" in err.message
 
 
-def test_demuxed_seconds_counts_packets_and_stops_past_the_limit():
-    data = _encode(_song(10, 300), RATE, "WAV")
-    assert demuxed_seconds(data, 100.0) == pytest.approx(10.0, abs=0.01)
-    assert 4.0 < demuxed_seconds(data, 4.0) < 5.0  # stopped soon after the limit
+def test_held_seconds_reads_wav_bytes_or_counts_packets_and_stops_past_the_limit():
+    wav = _encode(_song(10, 300), RATE, "WAV")
+    assert held_seconds(wav, 100.0) == pytest.approx(10.0)
+    assert held_seconds(wav[: len(wav) // 2], 100.0) == pytest.approx(5.0, abs=0.01)  # cut off mid-data
+    flac = _encode(_song(10, 300), RATE, "FLAC")
+    assert held_seconds(flac, 100.0) == pytest.approx(10.0, abs=0.01)
+    assert 4.0 < held_seconds(flac, 4.0) < 5.0  # stopped soon after the limit
     chained, _ = chained_ogg()
-    assert demuxed_seconds(chained, 100.0) == pytest.approx(16.0, abs=0.05)
+    assert held_seconds(chained, 100.0) == pytest.approx(16.0, abs=0.05)
+
+
+def test_coded_wav_duration_is_not_read_as_pcm():
+    """An IMA ADPCM WAV packs ~2,000 samples in a block: its header is no PCM byte count (read as one,
+    6 s became 0.003 s)."""
+    data = _encode(_song(6, 300), RATE, "WAV", "IMA_ADPCM")
+    assert probe_audio(data).duration == pytest.approx(6.0, abs=0.05)
+    assert held_seconds(data, 100.0) == pytest.approx(6.0, abs=0.05)
