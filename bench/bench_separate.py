@@ -46,7 +46,7 @@ from songcorpus.pipeline.runtime import stop_ray
 from songcorpus.pipeline.storage import Storage
 from songcorpus.stages.demucs_models import load_separator
 from songcorpus.stages.separate import AUTOCAST
-from songcorpus.stages.separation import SeparationSettings, separate
+from songcorpus.stages.demucs_stream import SeparationSettings, separate
 
 MODEL = "smoke_htdemucs_full"
 

@@ -19,7 +19,7 @@ from ..schemas.stage_configs import SeparateConfig
 from .audio_io import encode_flac, read_flac
 from .audio_stats import frame_rms_db
 from .demucs_models import is_smoke, load_separator, weights_digest
-from .separation import SeparationSettings, model_segment_seconds, separate_stream, warm_up
+from .demucs_stream import SeparationSettings, model_segment_seconds, separate_stream, warm_up
 
 log = logging.getLogger(__name__)
 

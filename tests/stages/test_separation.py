@@ -11,11 +11,11 @@ from demucs.apply import apply_model
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.stage_configs import SeparateConfig
-from songcorpus.stages import separation
+from songcorpus.stages import demucs_stream
 from songcorpus.stages.audio_io import encode_flac, read_flac
 from songcorpus.stages.demucs_models import SMOKE_MODEL, load_separator, weights_digest
 from songcorpus.stages.separate import SeparateStage
-from songcorpus.stages.separation import SeparationSettings, separate, separate_stream, warm_up
+from songcorpus.stages.demucs_stream import SeparationSettings, separate, separate_stream, warm_up
 
 RATE = 44100
 
@@ -203,7 +203,7 @@ def test_out_of_memory_halves_the_batch_and_redoes_unwritten_songs(tmp_path, smo
         songs = [_song(st.context.storage, f"s{i}", 4.0 + 3 * i, i) for i in range(3)]
         items[st] = [(f"s{i}", rec, f"fp{i}") for i, (rec, _) in enumerate(songs)]
     expected = [_stems(reference, r) for r in reference.process_batch(items[reference])]
-    monkeypatch.setattr(separation, "apply_model", _failing_over(2))
+    monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(2))
     results = stage.process_batch(items[stage])
     assert stage.settings.batch_segments == 2
     for result, stems in zip(results, expected, strict=True):
@@ -215,7 +215,7 @@ def test_out_of_memory_at_one_segment_is_a_retryable_rejection(tmp_path, smoke_r
     storage = stage.context.storage
     good, _ = _song(storage, "good", 6.0, 1)
     missing = {"song_id": "gone", "audio": "artifacts/standardize/gone/audio.flac"}
-    monkeypatch.setattr(separation, "apply_model", _failing_over(0))
+    monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(0))
     oom, unreadable = stage.process_batch([("good", good, "f1"), ("gone", missing, "f2")])
     assert isinstance(oom, Reject) and oom.reason == "out_of_memory" and oom.retryable
     assert isinstance(unreadable, Reject) and unreadable.reason == "input_artifact_unreadable"
@@ -228,7 +228,7 @@ def test_warm_up_runs_one_pass_of_the_production_batch_shape(model, monkeypatch)
         shapes.append(tuple(mix.shape))
         return apply_model(model, mix, **kwargs)
 
-    monkeypatch.setattr(separation, "apply_model", spy)
+    monkeypatch.setattr(demucs_stream, "apply_model", spy)
     warm_up(model, settings(batch_segments=3))
     assert len(shapes) == 1 and shapes[0][0] == 3
 
@@ -236,9 +236,9 @@ def test_warm_up_runs_one_pass_of_the_production_batch_shape(model, monkeypatch)
 def test_warm_up_finds_a_batch_that_fits_before_the_first_song(tmp_path, smoke_repo, monkeypatch):
     stage = _stage(tmp_path, smoke_repo)
     stage.settings = replace(stage.settings, batch_segments=16)
-    monkeypatch.setattr(separation, "apply_model", _failing_over(4))
+    monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(4))
     stage._warm_up()
     assert stage.settings.batch_segments == 4
-    monkeypatch.setattr(separation, "apply_model", _failing_over(0))
+    monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(0))
     with pytest.raises(ValueError, match="stages.separate.segment"):
         stage._warm_up()
