@@ -31,8 +31,7 @@ class SampleJson(StrictModel):
     duration: Seconds = Field(description="`end - start`, seconds (ms precision)")
     sample_rate: int = Field(description="sample rate of the audio members")
     lyrics: str = Field(description="the clip's lyric lines joined by `\\n` (empty for instrumental clips)")
-    words: tuple[Word, ...] = Field(description="per sung word: `word`, `start`, `end`, `score`; seconds "
-                                    "relative to the clip start (ms precision)")
+    words: tuple[Word, ...] = Field(description="the sung words, times relative to the clip start (see below)")
     instrumental: bool = Field(description="the clip holds no lyric line")
     stem_scale: float = Field(description="`vocals` and `accomp` audio were multiplied by this to fit FLAC's "
                               "range (divide to undo)")

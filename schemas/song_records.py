@@ -113,8 +113,8 @@ class Word(StrictModel):
     """One sung word and its times (song time in an alignment, clip time in clips and samples)."""
 
     word: str = Field(description="the word as written in the lyrics")
-    start: Seconds = Field(description="seconds")
-    end: Seconds = Field(description="seconds")
+    start: Seconds = Field(description="seconds (ms precision)")
+    end: Seconds = Field(description="seconds (ms precision)")
     score: float = Field(description="alignment confidence, 0-1")
 
 

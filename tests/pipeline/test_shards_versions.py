@@ -7,6 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 from songcorpus.pipeline import versions
+from songcorpus.pipeline.dataset_reader import resolve_version
 from songcorpus.pipeline.shards import read_samples, write_shard
 from songcorpus.pipeline.storage import Storage
 from songcorpus.stages.shard import split_of
@@ -86,3 +87,19 @@ def test_splits_are_stable_and_follow_the_fractions():
     assert assigned == [split_of(g, splits) for g in groups]  # a pure function of the group key
     share = assigned.count("train") / len(groups)
     assert 0.77 < share < 0.83 and assigned.count("test") > 300
+
+
+def test_commands_and_readers_resolve_version_ids_alike(tmp_path):
+    """One resolver: the CLI's resolve_id and the readers' resolve_version accept the same prefixes."""
+    storage = Storage(str(tmp_path))
+    first, _ = publish_one(storage, "r1")
+    second, _ = publish_one(storage, "r2", tag="changed")
+    (tmp_path / "versions" / (first[:12] + "half")).mkdir()  # a publish that died before its manifest.json
+    shortest = versions.MIN_ID_PREFIX
+    for ref, want in ((first, first), (first[:shortest], first), (second[:shortest], second)):
+        assert versions.resolve_id(storage, ref) == want
+        assert resolve_version(ref, str(tmp_path))[1]["id"] == want
+    for ref, why in ((first[: shortest - 1], f"at least {shortest} characters"), ("", "no version matches")):
+        for resolve in (lambda r: versions.resolve_id(storage, r), lambda r: resolve_version(r, str(tmp_path))):
+            with pytest.raises(ValueError, match=why):
+                resolve(ref)
