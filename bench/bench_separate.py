@@ -45,8 +45,8 @@ from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.runtime import stop_ray
 from songcorpus.pipeline.storage import Storage
 from songcorpus.stages.demucs_models import load_separator
+from songcorpus.stages.demucs_stream import SeparationSettings, separate
 from songcorpus.stages.separate import AUTOCAST
-from songcorpus.stages.separation import SeparationSettings, separate
 
 MODEL = "smoke_htdemucs_full"
 

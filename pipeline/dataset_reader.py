@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import soundfile as sf
 import torch
-from songcorpus.pipeline.storage import resolve_filesystem
+from songcorpus.pipeline.storage import Storage, resolve_filesystem
+from songcorpus.pipeline.versions import VERSIONS, resolve_id
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 AUDIO_MEMBERS = ("mix", "vocals", "accomp")
 TOKEN_MEMBERS = ("song", "vocals", "accomp")
 COLUMN_SUFFIX = ".tokens.tar"  # parallel "column" tar next to each shard: same keys, same order
-MIN_ID_PREFIX = 8
 
 
 def _join(base: str, *parts: str) -> str:
@@ -64,7 +64,8 @@ def _load(version_dir: str) -> tuple[str, dict[str, Any]]:
 def resolve_version(version_or_path: str, root: str | None = None) -> tuple[str, dict[str, Any]]:
     """Return ``(version_dir, manifest)`` for a version folder, its ``manifest.json``, or a version id.
 
-    An id (or a unique prefix of at least 8 characters) is looked up under ``<root>/versions/``.
+    An id, or a unique prefix of at least ``versions.MIN_ID_PREFIX`` characters, is looked up under
+    ``<root>/versions/`` by :func:`songcorpus.pipeline.versions.resolve_id`, as every command does.
     """
     if version_or_path.endswith("manifest.json") and _exists(version_or_path):
         return _load(version_or_path[: -len("manifest.json")].rstrip("/") or ".")
@@ -73,16 +74,7 @@ def resolve_version(version_or_path: str, root: str | None = None) -> tuple[str,
     if root is None:
         raise ValueError(f"{version_or_path!r} is not a version folder or manifest.json; to look it up "
                          "as a version id pass root=<the job's output root>")
-    versions = _join(root, "versions")
-    available = [n for n in _listdir(versions) if _exists(_join(versions, n, "manifest.json"))]
-    matches = [n for n in available if n == version_or_path]
-    if not matches and len(version_or_path) >= MIN_ID_PREFIX:
-        matches = [n for n in available if n.startswith(version_or_path)]
-    if len(matches) != 1:
-        why = "is ambiguous" if matches else "was not found"
-        raise ValueError(f"version {version_or_path!r} {why} under {versions} (prefixes need "
-                         f"≥ {MIN_ID_PREFIX} characters); available: {', '.join(matches or available) or 'none'}")
-    return _load(_join(versions, matches[0]))
+    return _load(_join(root, VERSIONS, resolve_id(Storage(root), version_or_path)))
 
 
 def shard_urls(manifest: dict[str, Any], version_dir: str, split: str) -> list[str]:

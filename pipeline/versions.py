@@ -16,6 +16,7 @@ from dataclasses import asdict
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import UserError
 from .fingerprint import digest
 from .shards import ShardInfo
 from .storage import Storage
@@ -28,19 +29,33 @@ def version_dir(version_id: str) -> str:
     return f"{VERSIONS}/{version_id}"
 
 
+#: Shortest version-id prefix that every command and reader accepts (ids are 16 hex characters; 8
+#: keep prefixes unique among thousands of versions, and are what the docs show).
+MIN_ID_PREFIX = 8
+
+
+def published_ids(storage: Storage) -> list[str]:
+    """Ids of the versions whose ``manifest.json`` is written (it is written last), sorted."""
+    return [v for v in storage.list_dirs(VERSIONS)
+            if not v.startswith(".") and storage.exists(f"{version_dir(v)}/manifest.json")]
+
+
 def list_versions(storage: Storage) -> list[dict]:
     """Manifests of every published version, oldest first."""
-    manifests = [load_manifest(storage, v) for v in storage.list_dirs(VERSIONS) if not v.startswith(".")]
+    manifests = [load_manifest(storage, v) for v in published_ids(storage)]
     return sorted(manifests, key=lambda m: (m.get("published_by_run", ""), m["id"]))
 
 
 def resolve_id(storage: Storage, ref: str) -> str:
-    """A full version id from an id or a unique prefix of at least 6 characters."""
-    ids = [v for v in storage.list_dirs(VERSIONS) if not v.startswith(".")]
-    matches = [v for v in ids if v.startswith(ref)] if len(ref) >= 6 else [v for v in ids if v == ref]
+    """A full version id from an id or a unique prefix of at least :data:`MIN_ID_PREFIX` characters."""
+    ids = published_ids(storage)
+    matches = [v for v in ids if v == ref]
+    if not matches and len(ref) >= MIN_ID_PREFIX:
+        matches = [v for v in ids if v.startswith(ref)]
     if len(matches) != 1:
-        what = "no version" if not matches else f"{len(matches)} versions"
-        raise ValueError(f"{what} match {ref!r} under {storage.root}; versions: {', '.join(ids) or 'none'}")
+        what = "no version matches" if not matches else f"{len(matches)} versions match"
+        raise UserError(f"{what} {ref!r} under {storage.root} (a prefix needs at least {MIN_ID_PREFIX} "
+                         f"characters); versions: {', '.join(matches or ids) or 'none'}")
     return matches[0]
 
 

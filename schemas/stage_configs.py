@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .base import Resources, StageConfig
 
+#: How the accompaniment stem is formed from Demucs' stems.
+AccompanimentRule = Literal["sum_of_stems", "mixture_minus_vocals"]
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif")
 
 
@@ -54,7 +56,7 @@ class SeparateConfig(StageConfig):
     batch_segments: int = Field(8, ge=1, description="segments, across songs, in one forward pass")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when the worker has a GPU")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="autocast dtype on GPU")
-    accompaniment: Literal["sum_of_stems", "mixture_minus_vocals"] = Field(
+    accompaniment: AccompanimentRule = Field(
         "mixture_minus_vocals", description="how the accompaniment stem is formed"
     )
     cpu_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
@@ -82,15 +84,30 @@ class AlignConfig(StageConfig):
 
 
 class SegmentConfig(StageConfig):
-    """Clips of at most ``max_seconds`` that never split a lyric line, cut in silences between lines."""
+    """Clips of at most ``max_seconds`` that never split a lyric line, cut in silences between lines.
+
+    The clip planner takes this config as it is; every rule it needs is checked here, when the job is read.
+    """
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     resources: Resources = Resources(num_cpus=0.5, batch_size=8, max_workers=4)
     max_seconds: float = Field(30.0, gt=0, description="longest clip (SongCreator: 30 s)")
-    min_seconds: float = Field(3.0, ge=0, description="shorter clips are merged into a neighbour or dropped")
+    min_seconds: float = Field(  # checked against max_seconds also when left at its default
+        3.0, ge=0, validate_default=True, description="shorter clips are merged into a neighbour or dropped"
+    )
     pad_seconds: float = Field(0.25, ge=0, description="context kept before the first and after the last line")
-    min_gap_seconds: float = Field(0.0, ge=0, description="gaps between lines shorter than this are not cut")
+    min_gap_seconds: float = Field(0.0, ge=0, description="gaps between lines no longer than this are not cut")
     instrumental: Literal["keep", "drop", "cap"] = Field("drop", description="clips without lyrics")
     instrumental_cap_seconds: float = Field(30.0, ge=0, description="with instrumental = 'cap': seconds kept per song")
+
+    @field_validator("min_seconds")
+    @classmethod
+    def _min_within_max(cls, value: float, info: ValidationInfo) -> float:
+        longest = info.data.get("max_seconds")  # absent when max_seconds itself was invalid
+        if longest is not None and value > longest:
+            raise ValueError(f"min_seconds ({value:g}) must not exceed max_seconds ({longest:g})")
+        return value
 
 
 class FilterConfig(StageConfig):

@@ -157,6 +157,7 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .pipeline.versions import MIN_ID_PREFIX
     from .synth.cli import add_synth_parser
 
     parser = argparse.ArgumentParser(
@@ -233,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = ver_sub.add_parser(action, help=text, description=text)
         if refs >= 1:
-            p.add_argument("version", help="version id (or a unique prefix of 6+ characters)")
+            p.add_argument("version", help=f"version id (or a unique prefix of {MIN_ID_PREFIX}+ characters)")
         if refs == 2:
             p.add_argument("other", help="the version to compare with")
         p.add_argument("--root", required=True, help="output root of the job")

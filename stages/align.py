@@ -24,6 +24,7 @@ from whisperx.utils import PUNKT_LANGUAGES
 from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import artifact_path
 from ..schemas.lyrics import LyricLine
+from ..schemas.song_records import AlignedLine, AlignedSong, Alignment, AlignmentSummary, SeparatedSong, Word
 from ..schemas.stage_configs import AlignConfig
 from .align_models import SMOKE_ALIGN_MODEL, build_smoke_align_model, provision_punkt
 from .audio_io import read_flac
@@ -37,7 +38,7 @@ class AlignStage(Stage[AlignConfig]):
     """Songs with vocals stems and lyrics in, word- and line-level timings out."""
 
     name = "align"
-    version = 1
+    version = 2  # 2: the alignment summary is one nested record field, ``align``, instead of align_* keys
     config_type = AlignConfig
 
     def setup(self) -> None:
@@ -85,35 +86,38 @@ class AlignStage(Stage[AlignConfig]):
         return []
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
-        language = record.get("language") or self.config.default_language
+        song = SeparatedSong.model_validate(record)
+        language = song.language or self.config.default_language
         try:
-            lyrics = parse_lyrics(record["lyrics"], language=language, duration=record.get("duration"))
+            lyrics = parse_lyrics(song.lyrics, language=language, duration=song.duration)
         except LyricsError as exc:
             where = f" (line {exc.line})" if exc.line else ""
             raise Reject(exc.reason, f"{exc.message}{where}") from None
-        vocals, rate = read_flac(self.context.storage.read_bytes(record["vocals"]))
+        vocals, rate = read_flac(self.context.storage.read_bytes(song.vocals))
         audio = taf.resample(torch.from_numpy(vocals.mean(axis=0)), rate, SAMPLE_RATE)
         seconds = audio.shape[-1] / SAMPLE_RATE
         model, metadata = self._model(language)
         windows = self._windows(lyrics.lines, model, metadata, audio, seconds)
         lines = self._align_lines(lyrics.lines, windows, model, metadata, audio)
-        aligned = [line for line in lines if line["start"] is not None]
-        scores = [line["score"] for line in aligned if line["score"] is not None]
-        summary = {
-            "language": language,
-            "lyrics_format": lyrics.format,
-            "lines_total": len(lines),
-            "lines_aligned": len(aligned),
-            "coverage": round(len(aligned) / len(lines), 4) if lines else 0.0,
-            "mean_score": round(float(np.mean(scores)), 4) if scores else 0.0,
-            "notes": list(lyrics.notes),
-        }
+        aligned = [line for line in lines if line.start is not None]
+        scores = [line.score for line in aligned if line.score is not None]
+        summary = AlignmentSummary(
+            language=language,
+            lyrics_format=lyrics.format,
+            lines_total=len(lines),
+            lines_aligned=len(aligned),
+            coverage=round(len(aligned) / len(lines), 4) if lines else 0.0,
+            mean_score=round(float(np.mean(scores)), 4) if scores else 0.0,
+            notes=lyrics.notes,
+        )
         rel = artifact_path(self.name, fingerprint, "alignment.json")
-        self.context.storage.write_bytes(rel, json.dumps({**summary, "lines": lines}, ensure_ascii=False).encode())
-        return Result({**record, "alignment": rel, **{f"align_{k}": v for k, v in summary.items()}},
-                      audio_seconds=seconds)
+        alignment = Alignment(**dict(summary), lines=lines)
+        self.context.storage.write_bytes(rel, alignment.model_dump_json().encode())
+        out = AlignedSong.extending(song, alignment=rel, align=summary)
+        return Result(out.model_dump(mode="json"), audio_seconds=seconds)
 
-    def _windows(self, lines: tuple[LyricLine, ...], model, metadata, audio, seconds) -> list:
+    def _windows(self, lines: tuple[LyricLine, ...], model: torch.nn.Module, metadata: dict, audio: torch.Tensor,
+                 seconds: float) -> list[tuple[float, float] | None]:
         cfg = self.config
         if all(line.start is not None for line in lines):
             return [
@@ -125,29 +129,31 @@ class AlignStage(Stage[AlignConfig]):
         log_probs = emissions(model, audio, cfg.chunk_seconds, self.device)
         return line_windows([line.text for line in lines], log_probs, metadata["dictionary"], seconds)
 
-    def _align_lines(self, lines, windows, model, metadata, audio) -> list[dict]:
+    def _align_lines(self, lines: tuple[LyricLine, ...], windows: list[tuple[float, float] | None],
+                     model: torch.nn.Module, metadata: dict, audio: torch.Tensor) -> list[AlignedLine]:
         """WhisperX word alignment inside each line's window, one line at a time.
 
         One call per line, because WhisperX may split a segment into sentences: all words it returns
-        for the call belong to that line.
+        for the call belong to that line. Words without times (digits, symbols) stay in the line's text.
         """
         samples = audio.numpy()
         out = []
         for index, (line, window) in enumerate(zip(lines, windows)):
-            entry = {"index": index, "text": line.text, "start": None, "end": None, "score": None, "words": []}
+            words: list[Word] = []
             if window is not None:
                 segment = {"text": line.text, "start": window[0], "end": window[1]}
                 result = whisperx.align([segment], model, metadata, samples, str(self.device))
                 words = [
-                    {"word": w["word"], "start": round(float(w["start"]), 3), "end": round(float(w["end"]), 3),
-                     "score": round(float(w.get("score", 0.0)), 4)}
+                    Word(word=w["word"], start=float(w["start"]), end=float(w["end"]),
+                         score=round(float(w.get("score", 0.0)), 4))
                     for seg in result["segments"] for w in seg.get("words", [])
                     if _finite(w.get("start")) and _finite(w.get("end"))
                 ]
-                if words:
-                    entry.update(start=words[0]["start"], end=words[-1]["end"], words=words,
-                                 score=round(float(np.mean([w["score"] for w in words])), 4))
-            out.append(entry)
+            out.append(AlignedLine(
+                index=index, text=line.text, start=words[0].start if words else None,
+                end=words[-1].end if words else None, words=tuple(words),
+                score=round(float(np.mean([w.score for w in words])), 4) if words else None,
+            ))
         return out
 
 

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyloudnorm
 
+from ..schemas.song_records import AudioLevels
+
 FRAME_SECONDS = 0.02
-
-
-@dataclass(frozen=True)
-class AudioStats:
-    loudness_lufs: float | None
-    peak_dbfs: float
-    clipping_ratio: float
-    silence_ratio: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def frame_rms_db(audio: np.ndarray, sample_rate: int, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
@@ -33,13 +23,13 @@ def frame_rms_db(audio: np.ndarray, sample_rate: int, frame_seconds: float = FRA
     return 10.0 * np.log10(np.maximum(power, 1e-20))
 
 
-def measure(audio: np.ndarray, sample_rate: int, silence_threshold_db: float, clip_level: float) -> AudioStats:
+def measure(audio: np.ndarray, sample_rate: int, silence_threshold_db: float, clip_level: float) -> AudioLevels:
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     levels = frame_rms_db(audio, sample_rate)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyloudnorm warns on clipped or near-silent input
         lufs = float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64)))
-    return AudioStats(
+    return AudioLevels(
         loudness_lufs=round(lufs, 3) if np.isfinite(lufs) else None,
         peak_dbfs=round(20.0 * np.log10(max(peak, 1e-10)), 3),
         clipping_ratio=round(float(np.mean(np.abs(audio) >= clip_level)) if audio.size else 0.0, 6),

@@ -11,7 +11,7 @@ three passes over the lines sorted by time:
    at most ``pad_seconds`` and never past a cut. A clip below ``min_seconds`` takes lines from the
    clip before it (a whole merge never fits after greedy packing), or is dropped.
 3. What no lyric clip covers and holds no line (intro, outro, long interludes) is instrumental and
-   follows ``ClipPlanConfig.instrumental``. Uncovered stretches shorter than ``min_seconds`` (the
+   follows ``SegmentConfig.instrumental``. Uncovered stretches shorter than ``min_seconds`` (the
    silence trimmed around cuts) are neither clips nor reported: they carry no lyric and no clip.
 """
 
@@ -21,9 +21,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
 
 import numpy as np
+
+from ..schemas.song_records import AlignedLine, Clip, ClipPlan, Word, to_ms
+from ..schemas.stage_configs import SegmentConfig
 
 LINE_UNALIGNED = "line_unaligned"
 LINE_TOO_LONG = "line_longer_than_clip_limit"
@@ -33,62 +35,6 @@ INSTRUMENTAL_OVER_CAP = "instrumental_over_cap"
 _EPS = 1e-9
 Dropped = list[tuple[str, str]]  # (reason, human message), appended to as the plan is made
 Spans = list[tuple[float, float]]  # (start, end) in seconds of the song
-
-
-@dataclass(frozen=True)
-class AlignedWord:
-    text: str
-    start: float
-    end: float
-    score: float
-
-
-@dataclass(frozen=True)
-class AlignedLine:
-    index: int
-    text: str
-    start: float
-    end: float
-    score: float
-    words: tuple[AlignedWord, ...]
-
-
-@dataclass(frozen=True)
-class ClipPlanConfig:
-    max_seconds: float = 30.0
-    min_seconds: float = 3.0  # shorter clips are merged into a neighbour when that fits, else dropped
-    pad_seconds: float = 0.25  # how far a clip may extend past its first/last line
-    instrumental: Literal["keep", "drop", "cap"] = "drop"  # clips with no lyric line
-    instrumental_cap_seconds: float = 30.0  # with "cap": at most this many instrumental seconds per song
-    min_gap_seconds: float = 0.0  # a gap between lines no longer than this is not a place to cut
-
-    def __post_init__(self) -> None:
-        if not 0 < self.max_seconds < math.inf:
-            raise ValueError(f"max_seconds must be a positive number of seconds, got {self.max_seconds}")
-        if not 0 <= self.min_seconds <= self.max_seconds:
-            raise ValueError(f"min_seconds must be in [0, max_seconds], got {self.min_seconds}")
-        for name in ("pad_seconds", "instrumental_cap_seconds", "min_gap_seconds"):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
-        if self.instrumental not in ("keep", "drop", "cap"):
-            raise ValueError(f"instrumental must be 'keep', 'drop' or 'cap', got {self.instrumental!r}")
-
-
-@dataclass(frozen=True)
-class Clip:
-    clip_id: str  # f"{song_id}-{n:04d}" (no dots: it is a WebDataset key)
-    start: float  # seconds in the song
-    end: float
-    line_indices: tuple[int, ...]
-    text: str  # the clip's lines joined by "\n"
-    words: tuple[AlignedWord, ...]  # times relative to the clip start
-    instrumental: bool
-
-
-@dataclass(frozen=True)
-class ClipPlan:
-    clips: tuple[Clip, ...]
-    dropped: tuple[tuple[str, str], ...]  # (reason, human message) for every line or span not in a clip
 
 
 @dataclass(frozen=True)
@@ -131,13 +77,16 @@ class _Run:
 
 
 def plan_clips(song_id: str, duration: float, lines: Sequence[AlignedLine], activity_db: np.ndarray,
-               frame_seconds: float, config: ClipPlanConfig) -> ClipPlan:
+               frame_seconds: float, config: SegmentConfig) -> ClipPlan:
     """Cut one song into clips; every line ends up in exactly one clip or in ``dropped``.
 
     ``activity_db`` is the vocal-activity envelope (dBFS per frame of ``frame_seconds``, frame ``k``
-    covering ``[k*f, (k+1)*f)``); cuts go at its quietest frame between two lines.
+    covering ``[k*f, (k+1)*f)``); cuts go at its quietest frame between two lines. Clip bounds are
+    rounded to the millisecond, so the song is planned up to its last whole millisecond: a rounded
+    clip then never ends past the audio.
     """
     _check_inputs(song_id, duration, activity_db, frame_seconds)
+    duration = math.floor(duration * 1000 + 1e-6) / 1000
     envelope = np.nan_to_num(np.asarray(activity_db, dtype=np.float64), nan=np.inf)
     dropped: Dropped = []
     occupied: Spans = []  # song time that holds a line: never instrumental
@@ -167,10 +116,12 @@ def _check_inputs(song_id: str, duration: float, activity_db: np.ndarray, frame_
 
 
 def _valid_lines(lines: Sequence[AlignedLine], duration: float, dropped: Dropped) -> list[AlignedLine]:
-    """Lines whose times are finite, ordered and inside the song, sorted by time."""
+    """Lines that were aligned, with times ordered and inside the song, sorted by time."""
     valid = []
     for line in sorted(lines, key=lambda ln: ln.index):  # same reasons in the same order for any input order
-        if math.isfinite(line.start) and math.isfinite(line.end) and 0 <= line.start <= line.end <= duration:
+        if line.start is None or line.end is None:
+            _drop_lines(dropped, LINE_UNALIGNED, [line], "was not aligned")
+        elif 0 <= line.start <= line.end <= duration:
             valid.append(line)
         else:
             _drop_lines(dropped, LINE_UNALIGNED, [line], f"has unusable times for a {duration:.2f} s song")
@@ -192,7 +143,7 @@ def _group_lines(lines: list[AlignedLine], min_gap: float) -> list[_Group]:
 
 
 def _runs(groups: list[_Group], duration: float, envelope: np.ndarray, frame: float,
-          config: ClipPlanConfig, dropped: Dropped, occupied: Spans) -> list[_Run]:
+          config: SegmentConfig, dropped: Dropped, occupied: Spans) -> list[_Run]:
     """Split at groups longer than the limit (dropped); each run knows the cuts between its groups."""
     runs: list[_Run] = []
     current: list[_Group] = []
@@ -283,7 +234,7 @@ def _free_stretches(duration: float, occupied: Spans, min_seconds: float) -> Spa
     return free
 
 
-def _instrumental(free: Spans, config: ClipPlanConfig, dropped: Dropped) -> Spans:
+def _instrumental(free: Spans, config: SegmentConfig, dropped: Dropped) -> Spans:
     """Apply the instrumental policy; kept stretches are cut into equal pieces within the limit."""
     kept: Spans = []
     budget = {"keep": math.inf, "drop": 0.0, "cap": config.instrumental_cap_seconds}[config.instrumental]
@@ -309,22 +260,26 @@ def _instrumental(free: Spans, config: ClipPlanConfig, dropped: Dropped) -> Span
 
 def _drop_lines(dropped: Dropped, reason: str, lines: Sequence[AlignedLine], why: str) -> None:
     for line in lines:
-        where = f"({line.start:.2f}–{line.end:.2f} s)"
+        where = "(no times)" if line.start is None or line.end is None else f"({line.start:.2f}–{line.end:.2f} s)"
         dropped.append((reason, f"line {line.index} {where} {why}: {line.text!r}"))
 
 
 def _make_clip(clip_id: str, start: float, end: float, lines: tuple[AlignedLine, ...]) -> Clip:
-    """A clip with its lines in time order and word times relative to its start, inside the clip."""
+    """A clip with its lines in time order and word times relative to its start, inside the clip.
+
+    The bounds are rounded to the millisecond first, so that word times relative to them are exact.
+    """
+    start, end = to_ms(start), to_ms(end)
     length = end - start
 
     def relative(t: float) -> float:
         return min(max(t - start, 0.0), length)
 
     words = tuple(
-        AlignedWord(w.text, relative(w.start), relative(w.end), w.score)
+        Word(word=w.word, start=relative(w.start), end=relative(w.end), score=w.score)
         for line in lines
         for w in line.words
-        if math.isfinite(w.start) and math.isfinite(w.end) and w.start <= w.end
+        if w.start <= w.end  # an inverted word from the aligner has no place in the clip's timings
     )
     return Clip(clip_id=clip_id, start=start, end=end, line_indices=tuple(ln.index for ln in lines),
                 text="\n".join(ln.text for ln in lines), words=words, instrumental=not lines)

@@ -19,9 +19,12 @@ import pyarrow.parquet as pq
 from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import Storage, artifact_path
 from ..schemas.records import OK, Outcome
+from ..schemas.song_records import Clip, ClipPlan, FilteredSong, KeptClips, SegmentedSong
 from ..schemas.stage_configs import FilterConfig
 from .clip_report import clip_section
 
+#: The artifact holding a song's :class:`~songcorpus.schemas.song_records.KeptClips`.
+KEPT_CLIPS = "kept_clips.json"
 CLIPS_TABLE = "tables/clips.parquet"
 CLIPS_SUMMARY = "tables/clips_summary.json"
 CLIP_COLUMNS = ("clip_id", "song_id", "group", "language", "start", "end", "duration", "text", "words",
@@ -32,26 +35,27 @@ class FilterStage(Stage[FilterConfig]):
     """Songs with planned clips in; the clips that pass every rule out."""
 
     name = "filter"
-    version = 1
+    version = 2  # 2: kept_clips.json (was clips.json); vocal activity measured at separate's own threshold
     config_type = FilterConfig
     barrier = True
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        song = SegmentedSong.model_validate(record)
         cfg = self.config
         song_rules = (
-            ("low_alignment_coverage", record["align_coverage"], cfg.min_coverage),
-            ("low_alignment_score", record["align_mean_score"], cfg.min_align_score),
-            ("quiet_vocals", record["vocal_to_accomp_db"], cfg.min_vocal_to_accomp_db),
+            ("low_alignment_coverage", song.align.coverage, cfg.min_coverage),
+            ("low_alignment_score", song.align.mean_score, cfg.min_align_score),
+            ("quiet_vocals", song.vocal_to_accomp_db, cfg.min_vocal_to_accomp_db),
         )
         for reason, value, limit in song_rules:
             if value < limit:
                 raise Reject(reason, f"{value:g} is below the configured minimum {limit:g}")
         storage = self.context.storage
-        clips = json.loads(storage.read_bytes(record["clips"]))["clips"]
-        activity = np.load(io.BytesIO(storage.read_bytes(record["vocal_activity"])))
+        plan = ClipPlan.model_validate_json(storage.read_bytes(song.clip_plan))
+        activity = np.load(io.BytesIO(storage.read_bytes(song.vocal_activity)))
         kept, dropped = [], Counter()
-        for clip in clips:
-            reason = self._clip_rule(clip, activity, record["vocal_activity_frame_seconds"])
+        for clip in plan.clips:
+            reason = self._clip_rule(clip, activity, song)
             if reason:
                 dropped[f"dropped_{reason}"] += 1
             else:
@@ -59,30 +63,29 @@ class FilterStage(Stage[FilterConfig]):
         if not kept:
             detail = ", ".join(f"{r}: {n}" for r, n in sorted(dropped.items()))
             raise Reject("all_clips_filtered", f"no clip passed the rules ({detail})")
-        rel = artifact_path(self.name, fingerprint, "clips.json")
-        storage.write_bytes(rel, json.dumps({"clips": kept}, ensure_ascii=False).encode())
-        return Result(
-            {**record, "clips": rel, "clip_count": len(kept),
-             "clip_seconds": round(sum(c["end"] - c["start"] for c in kept), 3),
-             "filter_dropped": dict(sorted(dropped.items()))},
-            audio_seconds=sum(c["end"] - c["start"] for c in kept),
+        rel = artifact_path(self.name, fingerprint, KEPT_CLIPS)
+        storage.write_bytes(rel, KeptClips(clips=tuple(kept)).model_dump_json().encode())
+        out = FilteredSong.extending(
+            song, kept_clips=rel, clip_count=len(kept), clip_seconds=sum(c.duration for c in kept),
+            filter_dropped=dict(sorted(dropped.items())),
         )
+        return Result(out.model_dump(mode="json"), audio_seconds=out.clip_seconds)
 
-    def _clip_rule(self, clip: dict, activity: np.ndarray, frame: float) -> str | None:
-        """The first rule a clip breaks, or None."""
+    def _clip_rule(self, clip: Clip, activity: np.ndarray, song: SegmentedSong) -> str | None:
+        """The first rule a clip breaks, or None. Vocal activity is judged as separate judged it."""
         cfg = self.config
-        length = clip["end"] - clip["start"]
-        if length < cfg.min_clip_seconds:
+        if clip.duration < cfg.min_clip_seconds:
             return "clip_too_short"
-        if length > cfg.max_clip_seconds:
+        if clip.duration > cfg.max_clip_seconds:
             return "clip_too_long"
-        if clip["instrumental"]:
+        if clip.instrumental:
             return None
-        scores = [w["score"] for w in clip["words"]]
+        scores = [w.score for w in clip.words]
         if scores and float(np.mean(scores)) < cfg.min_clip_score:
             return "low_clip_score"
-        frames = activity[int(clip["start"] / frame) : int(np.ceil(clip["end"] / frame))]
-        active = float(np.mean(frames > -40.0)) if frames.size else 0.0
+        frame = song.vocal_activity_frame_seconds
+        frames = activity[int(clip.start / frame) : int(np.ceil(clip.end / frame))]
+        active = float(np.mean(frames > song.vocal_activity_threshold_db)) if frames.size else 0.0
         if active < cfg.min_clip_vocal_activity:
             return "little_vocal_activity"
         return None
@@ -92,18 +95,18 @@ class FilterStage(Stage[FilterConfig]):
         storage = self.context.storage
         rows, per_song, dropped = [], [], Counter()
         for outcome in sorted((o for o in outcomes if o.status == OK), key=lambda o: o.item_id):
-            record = outcome.record
-            dropped.update(record.get("segment_dropped", {}))
-            dropped.update(record.get("filter_dropped", {}))
-            clips = json.loads(storage.read_bytes(record["clips"]))["clips"]
+            song = FilteredSong.model_validate(outcome.record)
+            dropped.update(song.segment_dropped)
+            dropped.update(song.filter_dropped)
+            clips = KeptClips.model_validate_json(storage.read_bytes(song.kept_clips)).clips
             per_song.append(len(clips))
             for clip in clips:
                 rows.append({
-                    "clip_id": clip["clip_id"], "song_id": record["song_id"], "group": record["group"],
-                    "language": record.get("language"), "start": clip["start"], "end": clip["end"],
-                    "duration": round(clip["end"] - clip["start"], 6), "text": clip["text"],
-                    "words": json.dumps(clip["words"], ensure_ascii=False), "instrumental": clip["instrumental"],
-                    "vocals": record["vocals"], "accomp": record["accomp"], "audio": record["audio"],
+                    "clip_id": clip.clip_id, "song_id": song.song_id, "group": song.group,
+                    "language": song.language, "start": clip.start, "end": clip.end, "duration": clip.duration,
+                    "text": clip.text, "words": json.dumps([w.model_dump() for w in clip.words], ensure_ascii=False),
+                    "instrumental": clip.instrumental, "vocals": song.vocals, "accomp": song.accomp,
+                    "audio": song.audio,
                 })
         rows.sort(key=lambda r: r["clip_id"])
         table = pa.Table.from_pylist(rows) if rows else pa.table({c: pa.array([], pa.string()) for c in CLIP_COLUMNS})

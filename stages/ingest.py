@@ -11,11 +11,12 @@ from ..pipeline.stage import Reject, Result, Source, Stage
 from ..pipeline.storage import Storage, resolve_filesystem
 from ..schemas.job import InputSpec
 from ..schemas.records import OK, REJECTED, Outcome
+from ..schemas.song_records import SONG_ID_PATTERN, IngestedSong
 from ..schemas.stage_configs import IngestConfig
 from .audio_io import probe_audio
 from .sources import read_input
 
-SONG_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+SONG_ID = re.compile(SONG_ID_PATTERN)
 LRC_TIMESTAMP = re.compile(r"^\s*\[\d{1,3}:\d{1,2}(?:[.:]\d{1,3})?\]", re.MULTILINE)
 DUPLICATE = "duplicate_audio"
 
@@ -56,11 +57,16 @@ def decode_lyrics(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _text(value: object) -> str | None:
+    """A manifest value as text: CSV and JSON readers turn an all-digit column into numbers."""
+    return None if value is None else str(value)
+
+
 class IngestStage(Stage[IngestConfig]):
     """Per manifest row: path checks, content hash, FFmpeg probe, lyrics; then duplicates across rows."""
 
     name = "ingest"
-    version = 1
+    version = 2  # 2: manifest text columns read as numbers (an artist named 311) are recorded as text
     config_type = IngestConfig
     barrier = True
     recheck_reasons = frozenset({DUPLICATE})
@@ -81,26 +87,27 @@ class IngestStage(Stage[IngestConfig]):
         song_id = record.get("song_id") or f"s{sha[:16]}"
         if not SONG_ID.match(str(song_id)):
             raise Reject("bad_song_id", f"song_id {song_id!r} must be 1-128 of [A-Za-z0-9_-] (no dots)")
-        out = {
-            "song_id": str(song_id),
-            "row_index": record["row_index"],
-            "source_path": audio_path,
-            "content_sha256": sha,
-            "size_bytes": len(data),
-            "codec": probe.codec,
-            "container": probe.container,
-            "source_sample_rate": probe.sample_rate,
-            "source_channels": probe.channels,
-            "source_duration": probe.duration,
-            "lyrics": lyrics,
-            "lyrics_format": "lrc" if LRC_TIMESTAMP.search(lyrics) else "text",
-            "language": record.get("language"),
-            "artist": record.get("artist"),
-            "title": record.get("title"),
-            "group": record.get("group") or record.get("artist") or str(song_id),
-            "extra": record.get("extra") or {},
-        }
-        return Result(out, audio_seconds=probe.duration or 0.0)
+        artist = _text(record.get("artist"))
+        out = IngestedSong(
+            song_id=str(song_id),
+            row_index=record["row_index"],
+            source_path=audio_path,
+            content_sha256=sha,
+            size_bytes=len(data),
+            codec=probe.codec,
+            container=probe.container,
+            source_sample_rate=probe.sample_rate,
+            source_channels=probe.channels,
+            source_duration=probe.duration,
+            lyrics=lyrics,
+            lyrics_format="lrc" if LRC_TIMESTAMP.search(lyrics) else "text",
+            language=_text(record.get("language")),
+            artist=artist,
+            title=_text(record.get("title")),
+            group=_text(record.get("group")) or artist or str(song_id),
+            extra=record.get("extra") or {},
+        )
+        return Result(out.model_dump(mode="json"), audio_seconds=probe.duration or 0.0)
 
     def _lyrics(self, record: dict, base: str) -> str:
         if record.get("lyrics_path"):

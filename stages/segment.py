@@ -3,69 +3,47 @@
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
-from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
 
 from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import Storage, artifact_path
+from ..schemas.song_records import AlignedSong, Alignment, SegmentedSong
 from ..schemas.stage_configs import SegmentConfig
-from .clip_planner import AlignedLine, AlignedWord, ClipPlanConfig, plan_clips
+from .clip_planner import plan_clips
 from .clip_report import clip_section
 
-NAN = float("nan")
-
-
-def aligned_lines(alignment: dict) -> list[AlignedLine]:
-    """The align stage's lines as planner input; unaligned lines keep NaN times (the planner drops them)."""
-    lines = []
-    for line in alignment["lines"]:
-        words = tuple(AlignedWord(w["word"], w["start"], w["end"], w["score"]) for w in line["words"])
-        start, end = line["start"], line["end"]
-        lines.append(AlignedLine(
-            line["index"], line["text"], NAN if start is None else start, NAN if end is None else end,
-            line["score"] or 0.0, words,
-        ))
-    return lines
+#: The artifact holding a song's :class:`~songcorpus.schemas.song_records.ClipPlan`.
+CLIP_PLAN = "clip_plan.json"
 
 
 class SegmentStage(Stage[SegmentConfig]):
-    """One song in, its clip plan out (a clips.json artifact); a song with no usable clip is rejected."""
+    """One song in, its clip plan out (a clip_plan.json artifact); a song with no usable clip is rejected."""
 
     name = "segment"
-    version = 1
+    version = 2  # 2: clip_plan.json (was clips.json), word key "word" (was "text"), times to the millisecond
     config_type = SegmentConfig
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        song = AlignedSong.model_validate(record)
         storage = self.context.storage
-        alignment = json.loads(storage.read_bytes(record["alignment"]))
-        activity = np.load(io.BytesIO(storage.read_bytes(record["vocal_activity"]))).astype(np.float32)
-        cfg = self.config
-        plan = plan_clips(
-            record["song_id"], record["duration"], aligned_lines(alignment), activity,
-            record["vocal_activity_frame_seconds"],
-            ClipPlanConfig(
-                max_seconds=cfg.max_seconds, min_seconds=cfg.min_seconds, pad_seconds=cfg.pad_seconds,
-                instrumental=cfg.instrumental, instrumental_cap_seconds=cfg.instrumental_cap_seconds,
-                min_gap_seconds=cfg.min_gap_seconds,
-            ),
-        )
+        alignment = Alignment.model_validate_json(storage.read_bytes(song.alignment))
+        activity = np.load(io.BytesIO(storage.read_bytes(song.vocal_activity))).astype(np.float32)
+        plan = plan_clips(song.song_id, song.duration, alignment.lines, activity, song.vocal_activity_frame_seconds,
+                          self.config)
         dropped = Counter(reason for reason, _ in plan.dropped)
         if not plan.clips:
             detail = ", ".join(f"{r}: {n}" for r, n in sorted(dropped.items())) or "no aligned lines"
             raise Reject("no_clips", f"no clip could be planned ({detail})")
-        clips = [asdict(clip) for clip in plan.clips]
-        rel = artifact_path(self.name, fingerprint, "clips.json")
-        storage.write_bytes(rel, json.dumps({"clips": clips, "dropped": plan.dropped}, ensure_ascii=False).encode())
-        return Result(
-            {**record, "clips": rel, "clip_count": len(clips),
-             "clip_seconds": round(sum(c["end"] - c["start"] for c in clips), 3),
-             "segment_dropped": dict(sorted(dropped.items()))},
-            audio_seconds=record["duration"],
+        rel = artifact_path(self.name, fingerprint, CLIP_PLAN)
+        storage.write_bytes(rel, plan.model_dump_json().encode())
+        out = SegmentedSong.extending(
+            song, clip_plan=rel, clip_count=len(plan.clips), clip_seconds=sum(c.duration for c in plan.clips),
+            segment_dropped=dict(sorted(dropped.items())),
         )
+        return Result(out.model_dump(mode="json"), audio_seconds=song.duration)
 
     @classmethod
     def report_section(cls, rows: pa.Table, storage: Storage) -> dict | None:

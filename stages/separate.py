@@ -15,11 +15,12 @@ import torch
 from ..pipeline.background import BackgroundWork
 from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import artifact_path
+from ..schemas.song_records import SeparatedSong, StandardizedSong
 from ..schemas.stage_configs import SeparateConfig
 from .audio_io import encode_flac, read_flac
 from .audio_stats import frame_rms_db
 from .demucs_models import is_smoke, load_separator, weights_digest
-from .separation import SeparationSettings, model_segment_seconds, separate_stream, warm_up
+from .demucs_stream import SeparationSettings, model_segment_seconds, separate_stream, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class SeparateStage(Stage[SeparateConfig]):
     """Songs in, vocals and accompaniment FLAC stems out; segments of a whole batch share forwards."""
 
     name = "separate"
-    version = 1
+    version = 2  # 2: records the vocal-activity threshold it used (vocal_activity_threshold_db)
     config_type = SeparateConfig
 
     def setup(self) -> None:
@@ -118,12 +119,12 @@ class SeparateStage(Stage[SeparateConfig]):
                         results.setdefault(index, self._out_of_memory(items[index][1]))
         return [results[i] for i in range(len(items))]
 
-    def _out_of_memory(self, record: dict) -> Reject:
+    def _out_of_memory(self, record: dict) -> Exception:
         """The rejection of a song left over when even one segment per pass runs out of memory."""
         try:
-            self._load(record)  # an unreadable song says so rather than blaming the GPU
-        except Reject as reject:
-            return reject
+            self._load(record)  # an unreadable or malformed song says so rather than blaming the GPU
+        except Exception as exc:  # noqa: BLE001 - becomes this item's rejection
+            return exc
         return Reject(
             "out_of_memory",
             "one segment does not fit the GPU: lower stages.separate.segment or use a larger GPU",
@@ -134,7 +135,7 @@ class SeparateStage(Stage[SeparateConfig]):
         self, items: list[tuple[str, dict, str]], todo: list[int], results: dict[int, Result | BaseException]
     ) -> None:
         """Decode songs as the stream asks for them; hand each finished song to the host-side writer."""
-        mixes: dict[int, np.ndarray] = {}
+        mixes: dict[int, tuple[StandardizedSong, np.ndarray]] = {}
 
         def decoded() -> Iterator[tuple[int, torch.Tensor]]:
             for index in todo:
@@ -143,14 +144,14 @@ class SeparateStage(Stage[SeparateConfig]):
                 except Exception as exc:  # noqa: BLE001 - becomes this item's rejection
                     results[index] = exc
                     continue
-                yield index, torch.from_numpy(mixes[index])
+                yield index, torch.from_numpy(mixes[index][1])
 
         writer = BackgroundWork[Result](self.writer_threads)
         try:
             with writer:  # on leaving, every queued song is written, also after an error
                 for index, vocals, rest in separate_stream(self.model, decoded(), self.settings):
-                    _, record, fingerprint = items[index]
-                    finish = partial(self._finish, record, fingerprint, mixes.pop(index), vocals.numpy(), rest.numpy())
+                    song, mix = mixes.pop(index)
+                    finish = partial(self._finish, song, items[index][2], mix, vocals.numpy(), rest.numpy())
                     writer.submit(index, finish)
         finally:
             results.update(writer.outcomes)
@@ -167,13 +168,15 @@ class SeparateStage(Stage[SeparateConfig]):
             torch.cuda.empty_cache()
         return True
 
-    def _load(self, record: dict) -> np.ndarray:
+    def _load(self, record: dict) -> tuple[StandardizedSong, np.ndarray]:
+        """The song's validated record and its standardized mixture, ``(channels, samples)``."""
+        song = StandardizedSong.model_validate(record)
         try:
-            mix, rate = read_flac(self.context.storage.read_bytes(record["audio"]))
+            mix, rate = read_flac(self.context.storage.read_bytes(song.audio))
         except (OSError, RuntimeError) as exc:  # libsndfile errors are RuntimeErrors
             raise Reject(
                 "input_artifact_unreadable",
-                f"standardized audio {record.get('audio')} cannot be read ({exc}); delete it to redo standardize",
+                f"standardized audio {song.audio} cannot be read ({exc}); delete it to redo standardize",
                 retryable=True,
             ) from None
         if rate != self.model.samplerate or mix.shape[0] != self.model.audio_channels:
@@ -182,10 +185,10 @@ class SeparateStage(Stage[SeparateConfig]):
                 f"the model wants {self.model.audio_channels} channels at {self.model.samplerate} Hz, got "
                 f"{mix.shape[0]} at {rate} Hz: set stages.standardize.sample_rate / channels to match",
             )
-        return mix
+        return song, mix
 
     def _finish(
-        self, record: dict, fingerprint: str, mix: np.ndarray, vocals_np: np.ndarray, rest: np.ndarray
+        self, song: StandardizedSong, fingerprint: str, mix: np.ndarray, vocals_np: np.ndarray, rest: np.ndarray
     ) -> Result:
         """Write one song's stems and vocal-activity envelope; compute its level statistics."""
         cfg = self.config
@@ -204,19 +207,20 @@ class SeparateStage(Stage[SeparateConfig]):
         activity_rel = artifact_path(self.name, fingerprint, "vocal_activity.npy")
         storage.write_bytes(activity_rel, buf.getvalue())
         vocal_db, accomp_db = _energy_db(vocals_np), _energy_db(accomp)
-        out = {
-            **record,
-            "vocals": paths["vocals"],
-            "accomp": paths["accomp"],
-            "stem_scale": round(scale, 9),
-            "accompaniment_rule": cfg.accompaniment,
-            "separation_model": cfg.model,
-            "vocal_activity": activity_rel,
-            "vocal_activity_frame_seconds": cfg.activity_frame_seconds,
-            "vocal_energy_db": round(vocal_db, 3),
-            "accomp_energy_db": round(accomp_db, 3),
-            "vocal_to_accomp_db": round(vocal_db - accomp_db, 3),
-            "vocal_active_ratio": round(float(np.mean(levels > cfg.activity_threshold_db)) if levels.size else 0.0, 4),
-        }
-        return Result(out, audio_seconds=mix.shape[1] / rate)
+        out = SeparatedSong.extending(
+            song,
+            vocals=paths["vocals"],
+            accomp=paths["accomp"],
+            stem_scale=round(scale, 9),
+            accompaniment_rule=cfg.accompaniment,
+            separation_model=cfg.model,
+            vocal_activity=activity_rel,
+            vocal_activity_frame_seconds=cfg.activity_frame_seconds,
+            vocal_activity_threshold_db=cfg.activity_threshold_db,
+            vocal_energy_db=round(vocal_db, 3),
+            accomp_energy_db=round(accomp_db, 3),
+            vocal_to_accomp_db=round(vocal_db - accomp_db, 3),
+            vocal_active_ratio=round(float(np.mean(levels > cfg.activity_threshold_db)) if levels.size else 0.0, 4),
+        )
+        return Result(out.model_dump(mode="json"), audio_seconds=mix.shape[1] / rate)
 

@@ -21,6 +21,8 @@ from ..pipeline.stage import Result, Stage
 from ..pipeline.storage import artifact_path
 from ..pipeline.versions import publish, shard_entries
 from ..schemas.records import OK, Outcome
+from ..schemas.sample import SampleJson
+from ..schemas.song_records import Clip, FilteredSong, KeptClips, SampleEntry, ShardedSong
 from ..schemas.stage_configs import ShardConfig
 from .audio_io import encode_flac, read_flac
 from .datacard import render_datacard
@@ -43,42 +45,42 @@ class ShardStage(Stage[ShardConfig]):
     """Songs with kept clips in; a dataset version out (published when the whole run is done)."""
 
     name = "shard"
-    version = 1
+    version = 2  # 2: sample JSON per schemas/sample.py (schema_version, word timings keyed "word", ms times)
     config_type = ShardConfig
     barrier = True
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        song = FilteredSong.model_validate(record)
         storage = self.context.storage
-        clips = json.loads(storage.read_bytes(record["clips"]))["clips"]
-        audio = {m: read_flac(storage.read_bytes(record[AUDIO_SOURCES[m]])) for m in self.config.audio_members}
-        split = split_of(record["group"], self.config.splits)
+        clips = KeptClips.model_validate_json(storage.read_bytes(song.kept_clips)).clips
+        audio = {m: read_flac(storage.read_bytes(getattr(song, AUDIO_SOURCES[m]))) for m in self.config.audio_members}
+        split = split_of(song.group, self.config.splits)
         samples: list[Sample] = []
         index = []
         for clip in clips:
-            members = [("json", json.dumps(self._sample_json(record, clip, split), ensure_ascii=False,
-                                           sort_keys=True).encode())]
+            sample_json = json.dumps(self._sample_json(song, clip, split).model_dump(mode="json"), ensure_ascii=False,
+                                     sort_keys=True)
+            members = [("json", sample_json.encode())]
             for member, (signal, rate) in audio.items():
-                piece = signal[:, round(clip["start"] * rate) : round(clip["end"] * rate)]
+                piece = signal[:, round(clip.start * rate) : round(clip.end * rate)]
                 members.append((f"{member}.flac", encode_flac(piece, rate)))
-            samples.append((clip["clip_id"], members))
+            samples.append((clip.clip_id, members))
             sha = hashlib.sha256(b"".join(data for _, data in members)).hexdigest()
-            index.append({"key": clip["clip_id"], "seconds": round(clip["end"] - clip["start"], 6), "sha256": sha,
-                          "bytes": sum(len(d) for _, d in members)})
+            index.append(SampleEntry(key=clip.clip_id, seconds=clip.duration, sha256=sha,
+                                     bytes=sum(len(d) for _, d in members)))
         rel = artifact_path(self.name, fingerprint, "samples.tar")
         write_shard(storage, rel, split, [(s, 0.0) for s in samples])
-        return Result({"song_id": record["song_id"], "split": split, "fragment": rel, "samples": index,
-                       "language": record.get("language"), "lineage": record.get("lineage", {})},
-                      audio_seconds=sum(i["seconds"] for i in index))
+        out = ShardedSong(song_id=song.song_id, split=split, fragment=rel, samples=tuple(index),
+                          language=song.language, lineage=song.lineage)
+        return Result(out.model_dump(mode="json"), audio_seconds=sum(i.seconds for i in index))
 
-    def _sample_json(self, record: dict, clip: dict, split: str) -> dict:
-        return {
-            "clip_id": clip["clip_id"], "song_id": record["song_id"], "group": record["group"],
-            "language": record.get("language"), "title": record.get("title"), "artist": record.get("artist"),
-            "split": split, "start": clip["start"], "end": clip["end"],
-            "duration": round(clip["end"] - clip["start"], 6), "sample_rate": record.get("sample_rate"),
-            "lyrics": clip["text"], "words": clip["words"], "instrumental": clip["instrumental"],
-            "stem_scale": record.get("stem_scale", 1.0), "lineage": record.get("lineage", {}),
-        }
+    def _sample_json(self, song: FilteredSong, clip: Clip, split: str) -> SampleJson:
+        return SampleJson(
+            clip_id=clip.clip_id, song_id=song.song_id, group=song.group, language=song.language,
+            title=song.title, artist=song.artist, split=split, start=clip.start, end=clip.end,
+            duration=clip.duration, sample_rate=song.sample_rate, lyrics=clip.text, words=clip.words,
+            instrumental=clip.instrumental, stem_scale=song.stem_scale, lineage=song.lineage,
+        )
 
     def finalize(self, outcomes: list[Outcome]) -> list[Outcome]:
         """Pack every song's samples into shards in (split, clip id) order and publish the version.

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import artifact_path, resolve_filesystem
+from ..schemas.song_records import IngestedSong, StandardizedSong
 from ..schemas.stage_configs import StandardizeConfig
 from .audio_io import decode_audio, encode_flac, held_seconds
 from .audio_stats import measure
@@ -75,12 +76,8 @@ class StandardizeStage(Stage[StandardizeConfig]):
             )
         rel = artifact_path(self.name, fingerprint, "audio.flac")
         self.context.storage.write_bytes(rel, encode_flac(audio, cfg.sample_rate))
-        out = {
-            **record,
-            "audio": rel,
-            "sample_rate": cfg.sample_rate,
-            "channels": cfg.channels,
-            "duration": round(seconds, 6),
-            **stats.as_dict(),
-        }
-        return Result(out, audio_seconds=seconds)
+        out = StandardizedSong.extending(
+            IngestedSong.model_validate(record), audio=rel, sample_rate=cfg.sample_rate, channels=cfg.channels,
+            duration=round(seconds, 6), **dict(stats),
+        )
+        return Result(out.model_dump(mode="json"), audio_seconds=seconds)

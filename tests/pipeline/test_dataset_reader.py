@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 from songcorpus.pipeline.dataset_reader import open_dataset, read_with_ray, resolve_version, shard_urls
+from songcorpus.pipeline.versions import MIN_ID_PREFIX
 from torch.utils.data import DataLoader
 
 VERSION_ID = "3f9c2a41d0b7e8aa55"
@@ -168,9 +169,9 @@ def test_errors_list_the_choices(version: tuple[Path, dict[str, Any]]) -> None:
     assert manifest["id"] == VERSION_ID and len(shard_urls(manifest, vdir, "test")) == 1
     with pytest.raises(ValueError, match="splits with shards: test, train"):
         open_dataset(VERSION_ID, "validation", root=str(root))
-    with pytest.raises(ValueError, match=f"available: {VERSION_ID}"):
+    with pytest.raises(ValueError, match=f"versions: {VERSION_ID}"):
         open_dataset("deadbeefcafe", root=str(root))
-    with pytest.raises(ValueError, match="available"):
+    with pytest.raises(ValueError, match=f"at least {MIN_ID_PREFIX} characters"):
         open_dataset(VERSION_ID[:4], root=str(root))  # too short to be a prefix
     with pytest.raises(ValueError, match="root="):
         open_dataset(VERSION_ID)

@@ -7,6 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 from songcorpus.pipeline import versions
+from songcorpus.pipeline.dataset_reader import resolve_version
 from songcorpus.pipeline.shards import read_samples, write_shard
 from songcorpus.pipeline.storage import Storage
 from songcorpus.stages.shard import split_of
@@ -114,3 +115,19 @@ def test_publishing_leaves_no_staging_folder(tmp_path):
     publish_one(storage, "r1")
     publish_one(storage, "r2")  # the same content again: its staging copy is removed too
     assert [p.name for p in (tmp_path / "versions").iterdir() if p.name.startswith(".")] == []
+
+
+def test_commands_and_readers_resolve_version_ids_alike(tmp_path):
+    """One resolver: the CLI's resolve_id and the readers' resolve_version accept the same prefixes."""
+    storage = Storage(str(tmp_path))
+    first, _ = publish_one(storage, "r1")
+    second, _ = publish_one(storage, "r2", tag="changed")
+    (tmp_path / "versions" / (first[:12] + "half")).mkdir()  # a publish that died before its manifest.json
+    shortest = versions.MIN_ID_PREFIX
+    for ref, want in ((first, first), (first[:shortest], first), (second[:shortest], second)):
+        assert versions.resolve_id(storage, ref) == want
+        assert resolve_version(ref, str(tmp_path))[1]["id"] == want
+    for ref, why in ((first[: shortest - 1], f"at least {shortest} characters"), ("", "no version matches")):
+        for resolve in (lambda r: versions.resolve_id(storage, r), lambda r: resolve_version(r, str(tmp_path))):
+            with pytest.raises(ValueError, match=why):
+                resolve(ref)

@@ -53,3 +53,28 @@ def test_every_problem_is_listed_at_once():
     message = str(err.value)
     for key in ("stages.standardize.sample_rate", "stages.standardize.channels", "stages.standardize.nope"):
         assert key in message
+
+
+SEGMENT = VALID + "[stages.separate]\n[stages.align]\n[stages.segment]\n"
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ("min_seconds = 40.0", "stages.segment.min_seconds: Value error, min_seconds (40) must not exceed max"),
+        ("max_seconds = 2.0", "stages.segment.min_seconds: Value error, min_seconds (3) must not exceed max"),
+        ("max_seconds = 0", "stages.segment.max_seconds: Input should be greater than 0"),
+        ("pad_seconds = inf", "stages.segment.pad_seconds: Input should be a finite number"),
+        ("min_gap_seconds = nan", "stages.segment.min_gap_seconds: Input should be a finite number"),
+        ('instrumental = "maybe"', "stages.segment.instrumental: Input should be 'keep', 'drop' or 'cap'"),
+    ],
+)
+def test_a_segment_config_the_clip_planner_cannot_use_is_refused_when_the_job_is_read(settings, expected):
+    """Before, min_seconds > max_seconds passed here and then rejected every song as error_ValueError."""
+    with pytest.raises(JobSpecError) as err:
+        parse_job(SEGMENT + settings + "\n", source="job.toml")
+    assert expected in str(err.value)
+
+
+def test_equal_segment_bounds_are_allowed():
+    assert parse_job(SEGMENT + "min_seconds = 30.0\n").stages.segment.min_seconds == 30.0

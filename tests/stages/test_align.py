@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from recordtools import ingested, separated, standardized
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
+from songcorpus.schemas.song_records import AlignedSong, Alignment
 from songcorpus.schemas.stage_configs import AlignConfig
 from songcorpus.stages.align import AlignStage
 from songcorpus.stages.audio_io import encode_flac, read_flac
@@ -52,36 +54,42 @@ def song(tmp_path_factory) -> tuple[Path, dict]:
     return corpus, truth
 
 
-def align_song(tmp_path: Path, corpus: Path, truth: dict, lyrics: str) -> dict:
+def align_song(tmp_path: Path, corpus: Path, truth: dict, lyrics: str) -> tuple[AlignedSong, Alignment, dict]:
+    """The align stage's record, its alignment document, and that document as raw JSON."""
     storage = Storage(str(tmp_path / "out"))
     vocals, rate = read_flac((corpus / truth["paths"]["vocals"]).read_bytes())
     rel = storage.write_bytes("artifacts/separate/x/vocals.flac", encode_flac(vocals, rate))
     stage = AlignStage(AlignConfig(smoke_dir=str(tmp_path / "models")), StageContext(storage))
     stage.setup()
-    record = {"song_id": "s1", "lyrics": lyrics, "language": "en", "vocals": rel, "duration": truth["duration"]}
-    out = stage.process("s1", record, "fp").record
-    return {**out, "alignment_doc": json.loads(storage.read_bytes(out["alignment"]))}
+    song = standardized(ingested("s1", lyrics=lyrics), audio="mix.flac", duration=truth["duration"])
+    record = separated(song, vocals=rel, vocal_activity="vocal_activity.npy").model_dump(mode="json")
+    out = AlignedSong.model_validate(stage.process("s1", record, "fp").record)
+    raw = json.loads(storage.read_bytes(out.alignment))
+    return out, Alignment.model_validate(raw), raw
 
 
 @pytest.mark.parametrize("kind", ["lrc", "txt"])
 def test_align_stage_runs_whisperx_on_both_lyrics_kinds(tmp_path, song, kind):
     corpus, truth = song
     lyrics = (corpus / truth["paths"][kind]).read_text()
-    out = align_song(tmp_path, corpus, truth, lyrics)
-    doc = out["alignment_doc"]
-    assert out["align_lyrics_format"] == ("lrc" if kind == "lrc" else "text")
-    assert [line["text"] for line in doc["lines"]] == [line["text"] for line in truth["lines"]]
-    assert out["align_lines_aligned"] >= 1 and 0 < out["align_coverage"] <= 1
-    for line in doc["lines"]:
-        if line["start"] is None:
+    out, doc, raw = align_song(tmp_path, corpus, truth, lyrics)
+    assert out.align.lyrics_format == doc.lyrics_format == ("lrc" if kind == "lrc" else "text")
+    assert out.align.model_dump() == doc.model_dump(exclude={"lines"})  # the record carries the summary
+    assert [line.text for line in doc.lines] == [line["text"] for line in truth["lines"]]
+    assert out.align.lines_aligned >= 1 and 0 < out.align.coverage <= 1
+    for line in doc.lines:
+        if line.start is None:
             continue
-        assert 0 <= line["start"] <= line["end"] <= truth["duration"] + 0.5
-        starts = [w["start"] for w in line["words"]]
+        assert 0 <= line.start <= line.end <= truth["duration"] + 0.5
+        starts = [w.start for w in line.words]
         assert starts == sorted(starts)
+    for line in raw["lines"]:  # as written: word timings keyed "word", times to the millisecond
+        assert all(set(w) == {"word", "start", "end", "score"} for w in line["words"])
+        assert all(t == round(t, 3) for w in line["words"] for t in (w["start"], w["end"]))
     if kind == "lrc":  # LRC windows keep every aligned line near its true start, even with a random model
-        for line, true in zip(doc["lines"], truth["lines"]):
-            if line["start"] is not None:
-                assert abs(line["start"] - true["start"]) < 1.0
+        for line, true in zip(doc.lines, truth["lines"]):
+            if line.start is not None:
+                assert abs(line.start - true["start"]) < 1.0
 
 
 def test_malformed_lyrics_are_rejected_with_the_line_number(tmp_path, song):

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 from demucs.apply import apply_model
+from recordtools import ingested, standardized
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
+from songcorpus.schemas.song_records import SeparatedSong
 from songcorpus.schemas.stage_configs import SeparateConfig
-from songcorpus.stages import separation
+from songcorpus.stages import demucs_stream
 from songcorpus.stages.audio_io import encode_flac, read_flac
 from songcorpus.stages.demucs_models import SMOKE_MODEL, load_separator, weights_digest
+from songcorpus.stages.demucs_stream import SeparationSettings, separate, separate_stream, warm_up
 from songcorpus.stages.separate import SeparateStage
-from songcorpus.stages.separation import SeparationSettings, separate, separate_stream, warm_up
 
 RATE = 44100
 
@@ -113,27 +115,37 @@ def _stage(tmp_path, smoke_repo, **cfg) -> SeparateStage:
     return stage
 
 
+def _record(name: str, audio: str, seconds: float = 1.0) -> dict:
+    """A standardize record for ``audio`` (relative to the output root)."""
+    return standardized(ingested(name), audio=audio, duration=seconds).model_dump(mode="json")
+
+
 def _song(storage: Storage, name: str, seconds: float, seed: int) -> tuple[dict, np.ndarray]:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * RATE)) / RATE
     mix = np.stack([0.3 * np.sin(2 * np.pi * 330 * t), 0.2 * rng.standard_normal(t.size)]).astype(np.float32)
     rel = storage.write_bytes(f"artifacts/standardize/{name}/audio.flac", encode_flac(mix, RATE))
-    return {"song_id": name, "audio": rel, "sample_rate": RATE}, read_flac(storage.read_bytes(rel))[0]
+    return _record(name, rel, seconds), read_flac(storage.read_bytes(rel))[0]
 
 
 @pytest.mark.parametrize("rule", ["mixture_minus_vocals", "sum_of_stems"])
 def test_stage_writes_stems_of_the_input_length_and_keeps_the_accompaniment_rule(tmp_path, smoke_repo, rule):
-    stage = _stage(tmp_path, smoke_repo, accompaniment=rule)
+    stage = _stage(tmp_path, smoke_repo, accompaniment=rule, activity_threshold_db=-30.0)
     storage = stage.context.storage
     (rec_a, mix_a), (rec_b, _) = _song(storage, "a", 12.0, 1), _song(storage, "b", 4.0, 2)
     results = stage.process_batch([("a", rec_a, "fpa"), ("b", rec_b, "fpb")])
     out = results[0].record
+    song = SeparatedSong.model_validate(out)  # what align will read
+    assert song.accompaniment_rule == rule and song.song_id == "a" and song.duration == rec_a["duration"]
     vocals, rate = read_flac(storage.read_bytes(out["vocals"]))
     accomp, _ = read_flac(storage.read_bytes(out["accomp"]))
     assert rate == RATE and vocals.shape == accomp.shape == mix_a.shape
     assert results[1].record["vocals"] != out["vocals"]
     activity = np.load(storage.full(out["vocal_activity"]))
     assert activity.shape == (int(12.0 / 0.02),)
+    # the threshold is recorded with the envelope, so that filter judges activity the same way
+    assert song.vocal_activity_threshold_db == -30.0
+    assert song.vocal_active_ratio == round(float(np.mean(activity > -30.0)), 4)
     if rule == "mixture_minus_vocals":
         # FLAC is 24-bit: the sum holds to about 2 quantisation steps
         assert np.max(np.abs(vocals + accomp - out["stem_scale"] * mix_a)) < 5e-7
@@ -158,7 +170,7 @@ def test_wrong_sample_rate_is_rejected_with_the_setting_to_change(tmp_path, smok
     stage = _stage(tmp_path, smoke_repo)
     storage = stage.context.storage
     rel = storage.write_bytes("artifacts/standardize/x/audio.flac", encode_flac(np.zeros((2, 16000)), 16000))
-    (result,) = stage.process_batch([("x", {"song_id": "x", "audio": rel}, "f")])
+    (result,) = stage.process_batch([("x", _record("x", rel), "f")])
     assert isinstance(result, Reject) and "stages.standardize.sample_rate" in result.message
 
 
@@ -203,7 +215,7 @@ def test_out_of_memory_halves_the_batch_and_redoes_unwritten_songs(tmp_path, smo
         songs = [_song(st.context.storage, f"s{i}", 4.0 + 3 * i, i) for i in range(3)]
         items[st] = [(f"s{i}", rec, f"fp{i}") for i, (rec, _) in enumerate(songs)]
     expected = [_stems(reference, r) for r in reference.process_batch(items[reference])]
-    monkeypatch.setattr(separation, "apply_model", _failing_over(2))
+    monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(2))
     results = stage.process_batch(items[stage])
     assert stage.settings.batch_segments == 2
     for result, stems in zip(results, expected, strict=True):
@@ -214,8 +226,8 @@ def test_out_of_memory_at_one_segment_is_a_retryable_rejection(tmp_path, smoke_r
     stage = _stage(tmp_path, smoke_repo)
     storage = stage.context.storage
     good, _ = _song(storage, "good", 6.0, 1)
-    missing = {"song_id": "gone", "audio": "artifacts/standardize/gone/audio.flac"}
-    monkeypatch.setattr(separation, "apply_model", _failing_over(0))
+    missing = _record("gone", "artifacts/standardize/gone/audio.flac")
+    monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(0))
     oom, unreadable = stage.process_batch([("good", good, "f1"), ("gone", missing, "f2")])
     assert isinstance(oom, Reject) and oom.reason == "out_of_memory" and oom.retryable
     assert isinstance(unreadable, Reject) and unreadable.reason == "input_artifact_unreadable"
@@ -228,7 +240,7 @@ def test_warm_up_runs_one_pass_of_the_production_batch_shape(model, monkeypatch)
         shapes.append(tuple(mix.shape))
         return apply_model(model, mix, **kwargs)
 
-    monkeypatch.setattr(separation, "apply_model", spy)
+    monkeypatch.setattr(demucs_stream, "apply_model", spy)
     warm_up(model, settings(batch_segments=3))
     assert len(shapes) == 1 and shapes[0][0] == 3
 
@@ -236,9 +248,9 @@ def test_warm_up_runs_one_pass_of_the_production_batch_shape(model, monkeypatch)
 def test_warm_up_finds_a_batch_that_fits_before_the_first_song(tmp_path, smoke_repo, monkeypatch):
     stage = _stage(tmp_path, smoke_repo)
     stage.settings = replace(stage.settings, batch_segments=16)
-    monkeypatch.setattr(separation, "apply_model", _failing_over(4))
+    monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(4))
     stage._warm_up()
     assert stage.settings.batch_segments == 4
-    monkeypatch.setattr(separation, "apply_model", _failing_over(0))
+    monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(0))
     with pytest.raises(ValueError, match="stages.separate.segment"):
         stage._warm_up()
