@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..schemas.job import JobSpec
+from ..schemas.job import STAGES, JobSpec
 from .errors import UserError
 
 
@@ -30,7 +30,7 @@ def _describe(err: dict) -> str:
 #: Keys holding paths; local ones are made absolute against the current folder when the job is read,
 #: so that every Ray worker sees the same files whatever its working directory.
 PATH_KEYS = (("root",), ("input", "manifest"), ("input", "directory"), ("input", "base_dir"),
-             ("stages", "separate", "repo"), ("stages", "align", "smoke_dir"))
+             *(("stages", d.name, field) for d in STAGES for field in d.config.path_fields))
 
 
 def _absolute_paths(data: dict, base: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -86,19 +87,29 @@ class Stage(ABC, Generic[C]):
         self.config = config
         self.context = context
         self._timings: Counter[str] = Counter()
+        self._timings_lock = threading.Lock()  # sub-steps may run on a stage's writer threads
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
-        """Time a sub-step (``with self.timed("forward"): ...``); the report sums them per stage."""
+        """Time a sub-step (``with self.timed("decode"): ...``); the report sums them per stage."""
         started = time.perf_counter()
         try:
             yield
         finally:
-            self._timings[step] += time.perf_counter() - started
+            self.add_timing(step, time.perf_counter() - started)
+
+    def add_timing(self, step: str, seconds: float) -> None:
+        with self._timings_lock:
+            self._timings[step] += seconds
+
+    def peek_timings(self) -> dict[str, float]:
+        with self._timings_lock:
+            return dict(self._timings)
 
     def take_timings(self) -> dict[str, float]:
         """Seconds per sub-step since the last call (the engine calls it around each batch)."""
-        timings, self._timings = dict(self._timings), Counter()
+        with self._timings_lock:
+            timings, self._timings = dict(self._timings), Counter()
         return timings
 
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -26,6 +28,9 @@ class Resources(StrictModel):
 
 class StageConfig(StrictModel):
     """Base of every stage's config: the stage's own settings plus its resources."""
+
+    #: fields holding local paths, made absolute against the job's folder when the job is read
+    path_fields: ClassVar[tuple[str, ...]] = ()
 
     resources: Resources = Resources()
 

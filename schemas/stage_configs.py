@@ -45,6 +45,8 @@ class StandardizeConfig(StageConfig):
 class SeparateConfig(StageConfig):
     """Demucs source separation into vocals and accompaniment."""
 
+    path_fields = ("repo",)
+
     resources: Resources = Resources(num_cpus=1.0, num_gpus=0.0, batch_size=4, max_workers=4)
     model: str = Field("htdemucs", description="Demucs model name (htdemucs, htdemucs_ft, mdx_extra, ...)")
     repo: str | None = Field(
@@ -67,6 +69,8 @@ class SeparateConfig(StageConfig):
 
 class AlignConfig(StageConfig):
     """WhisperX forced alignment of the known lyrics to the vocals stem."""
+
+    path_fields = ("smoke_dir",)
 
     resources: Resources = Resources(num_cpus=1.0, batch_size=2, max_workers=4)
     models: dict[str, str] = Field(

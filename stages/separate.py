@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
@@ -140,13 +141,16 @@ class SeparateStage(Stage[SeparateConfig]):
         def decoded() -> Iterator[tuple[int, torch.Tensor]]:
             for index in todo:
                 try:
-                    mixes[index] = self._load(items[index][1])
+                    with self.timed("decode"):
+                        mixes[index] = self._load(items[index][1])
                 except Exception as exc:  # noqa: BLE001 - becomes this item's rejection
                     results[index] = exc
                     continue
                 yield index, torch.from_numpy(mixes[index][1])
 
         writer = BackgroundWork[Result](self.writer_threads)
+        before = self.peek_timings()
+        started = time.perf_counter()
         try:
             with writer:  # on leaving, every queued song is written, also after an error
                 for index, vocals, rest in separate_stream(self.model, decoded(), self.settings):
@@ -155,6 +159,11 @@ class SeparateStage(Stage[SeparateConfig]):
                     writer.submit(index, finish)
         finally:
             results.update(writer.outcomes)
+            # what the loop spent neither decoding nor (when written in line) writing was the model's
+            spent = self.peek_timings()
+            inline = ("decode",) if self.writer_threads else ("decode", "write")
+            other = sum(spent.get(k, 0.0) - before.get(k, 0.0) for k in inline)
+            self.add_timing("separate", time.perf_counter() - started - other)
 
     def _shrink_batch(self) -> bool:
         """Halve the segments per forward pass after an out-of-memory error; False if already one."""
@@ -191,6 +200,12 @@ class SeparateStage(Stage[SeparateConfig]):
         self, song: StandardizedSong, fingerprint: str, mix: np.ndarray, vocals_np: np.ndarray, rest: np.ndarray
     ) -> Result:
         """Write one song's stems and vocal-activity envelope; compute its level statistics."""
+        with self.timed("write"):
+            return self._write(song, fingerprint, mix, vocals_np, rest)
+
+    def _write(
+        self, song: StandardizedSong, fingerprint: str, mix: np.ndarray, vocals_np: np.ndarray, rest: np.ndarray
+    ) -> Result:
         cfg = self.config
         rate = self.model.samplerate
         accomp = mix - vocals_np if cfg.accompaniment == "mixture_minus_vocals" else rest

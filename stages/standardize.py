@@ -55,7 +55,8 @@ class StandardizeStage(Stage[StandardizeConfig]):
                          retryable=True) from None
         if declared and declared > cfg.max_seconds:
             check_declared_length(data, declared, cfg.max_seconds)
-        audio = decode_audio(data, cfg.sample_rate, cfg.channels, cfg.max_seconds)
+        with self.timed("decode"):
+            audio = decode_audio(data, cfg.sample_rate, cfg.channels, cfg.max_seconds)
         seconds = audio.shape[1] / cfg.sample_rate
         if audio.shape[1] == 0:
             raise Reject("empty_audio", "the file decodes to no samples")
@@ -75,7 +76,8 @@ class StandardizeStage(Stage[StandardizeConfig]):
                 f"{stats.silence_ratio:.1%} of frames are silent (limit {cfg.max_silence_ratio:.0%})",
             )
         rel = artifact_path(self.name, fingerprint, "audio.flac")
-        self.context.storage.write_bytes(rel, encode_flac(audio, cfg.sample_rate))
+        with self.timed("write"):
+            self.context.storage.write_bytes(rel, encode_flac(audio, cfg.sample_rate))
         out = StandardizedSong.extending(
             IngestedSong.model_validate(record), audio=rel, sample_rate=cfg.sample_rate, channels=cfg.channels,
             duration=round(seconds, 6), **dict(stats),
