@@ -91,8 +91,11 @@ class Ledger:
     def append_rows(self, stage: str, rows: list[dict]) -> None:
         """Write ``rows`` (ledger rows as dicts) as one new part."""
         if rows:
-            table = pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
-            self.storage.write_bytes(f"{self._dir(stage)}/part-{uuid.uuid4().hex}.parquet", _table_bytes(table))
+            self.append_table(stage, pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA))
+
+    def append_table(self, stage: str, table: pa.Table) -> None:
+        """Write ``table`` (in :data:`LEDGER_SCHEMA`) as one new part."""
+        self.storage.write_bytes(f"{self._dir(stage)}/part-{uuid.uuid4().hex}.parquet", _table_bytes(table))
 
     def _live_files(self, stage: str) -> list[str]:
         files = self.storage.list_files(self._dir(stage), ".parquet")
@@ -211,18 +214,33 @@ class LedgerWriter:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._rows: dict[str, list[dict]] = {}
+        self._tables: dict[str, list[pa.Table]] = {}
+        self._pending = 0
         self._last_flush = time.monotonic()
 
     def add(self, stage: str, rows: Iterable[dict]) -> None:
+        """Rows as dicts (one outcome at a time, as the phase's output streams in)."""
+        rows = list(rows)
         self._rows.setdefault(stage, []).extend(rows)
-        pending = sum(len(r) for r in self._rows.values())
-        if pending >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
+        self._added(len(rows))
+
+    def add_table(self, stage: str, table: pa.Table) -> None:
+        """Rows already in :data:`LEDGER_SCHEMA` (the driver's reuses, a whole stage at once)."""
+        self._tables.setdefault(stage, []).append(table)
+        self._added(table.num_rows)
+
+    def _added(self, count: int) -> None:
+        self._pending += count
+        if self._pending >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:
-        for stage, rows in self._rows.items():
-            if rows:
-                self.ledger.append_rows(stage, rows)
+        for stage in {*self._rows, *self._tables}:
+            tables = self._tables.get(stage, [])
+            if self._rows.get(stage):
+                tables = [*tables, pa.Table.from_pylist(self._rows[stage], schema=LEDGER_SCHEMA)]
+            if sum(t.num_rows for t in tables):
+                self.ledger.append_table(stage, pa.concat_tables(tables))
                 self.ledger.compact(stage)
-        self._rows = {}
+        self._rows, self._tables, self._pending = {}, {}, 0
         self._last_flush = time.monotonic()

@@ -17,17 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pyarrow as pa
 import ray
 
 from ..schemas.base import StageConfig
-from ..schemas.records import OK, PHASE_SCHEMA, Outcome
+from ..schemas.records import LEDGER_SCHEMA, OK, PHASE_SCHEMA, Outcome
 from .errors import UserError
-from .fingerprint import stage_fingerprint
-from .ledger import Ledger, LedgerWriter, Prior, outcome_row
+from .fingerprint import stage_fingerprinter
+from .ledger import Ledger, LedgerWriter, Prior
 from .resources import ResourcePlan
 from .stage import Stage
+from .tracker import Tracker
 from .worker import StageWorker, WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,11 @@ class PhaseStage:
     def name(self) -> str:
         return self.cls.name
 
-    def fingerprint(self, input_fingerprint: str) -> str:
-        return stage_fingerprint(stage=self.cls.name, version=self.cls.version,
-                                 config=self.config.fingerprint_fields(), weights=self.weights,
-                                 input_fingerprint=input_fingerprint)
+    @cached_property
+    def fingerprint(self) -> Callable[[str], str]:
+        """The fingerprint of this stage's output for an input fingerprint."""
+        return stage_fingerprinter(stage=self.cls.name, version=self.cls.version,
+                                   config=self.config.fingerprint_fields(), weights=self.weights)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class PhaseRun:
 
     ledger: Ledger
     writer: LedgerWriter
-    tracker: ray.actor.ActorHandle
+    tracker: Tracker
     run_id: str
     max_attempts: int
     stall_timeout_s: float
@@ -96,38 +99,72 @@ class PhasePlan:
         return min(starts) if starts else None
 
 
+class _Reuses:
+    """The reused outcomes of one stage, gathered as columns and logged as one table."""
+
+    COLUMNS = ("item_id", "fingerprint", "status", "reason", "message", "retryable", "attempt", "audio_seconds")
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list] = {c: [] for c in self.COLUMNS}
+
+    def add(self, item_id: str, fingerprint: str, prior: Prior) -> None:
+        c = self.columns
+        c["item_id"].append(item_id)
+        c["fingerprint"].append(fingerprint)
+        c["status"].append(prior.status)
+        c["reason"].append(prior.reason)
+        c["message"].append(prior.message)
+        c["retryable"].append(prior.retryable)
+        c["attempt"].append(prior.attempts)
+        c["audio_seconds"].append(prior.audio_seconds)
+
+    def table(self, run_id: str, stage: PhaseStage, now: float) -> pa.Table:
+        n = len(self.columns["item_id"])
+        constant = {"run_id": run_id, "stage": stage.name, "stage_version": stage.cls.version, "reused": True,
+                    "record": None, "seconds": 0.0, "finished_at": now, "worker": "driver", "timings": None}
+        arrays = [pa.array(self.columns[f.name], f.type) if f.name in self.columns
+                  else pa.array([constant[f.name]] * n, f.type) for f in LEDGER_SCHEMA]
+        return pa.Table.from_arrays(arrays, schema=LEDGER_SCHEMA)
+
+
 def plan_phase(run: PhaseRun, stages: list[PhaseStage], rows: Iterator[InputRow]) -> PhasePlan:
-    """Decide, from the ledger alone, what each item needs at each stage; log the reuses."""
+    """Decide, from the ledger alone, what each item needs at each stage; log the reuses.
+
+    This is the whole cost of a rerun with nothing to do, so it is one sha256 and one dict lookup
+    per item and stage, and the reuses are logged as columns, not row objects.
+    """
     priors: list[dict[str, Prior]] = [run.ledger.priors(st.name) for st in stages]
     n = len(stages)
     plan = PhasePlan(reused_ok=[0] * n, reused_rejected=[0] * n, to_compute=[0] * n)
     keep_last = stages[-1].cls.barrier
-    reused_rows: list[list[dict]] = [[] for _ in stages]
+    reuses = [_Reuses() for _ in stages]
+    fingerprinters = [st.fingerprint for st in stages]
+    rechecks = [st.cls.recheck_reasons for st in stages]
     now = time.time()
     for row in rows:
         fps, fp = [], row.fingerprint
-        for st in stages:
-            fp = st.fingerprint(fp)
+        for fingerprint in fingerprinters:
+            fp = fingerprint(fp)
             fps.append(fp)
         record, start = row.record, None
-        for j, st in enumerate(stages):
+        for j in range(n):
             prior = priors[j].get(fps[j])
-            if prior is None or not prior.is_final(run.max_attempts) or prior.reason in st.cls.recheck_reasons:
+            if prior is None or not prior.is_final(run.max_attempts) or prior.reason in rechecks[j]:
                 start = j
                 break
-            outcome = Outcome(row.item_id, fps[j], prior.status, reason=prior.reason, message=prior.message,
-                              retryable=prior.retryable, reused=True, attempt=prior.attempts,
-                              audio_seconds=prior.audio_seconds, finished_at=now, worker="driver")
-            if prior.status == OK:
+            ok = prior.status == OK
+            if ok:
                 plan.reused_ok[j] += 1
             else:
                 plan.reused_rejected[j] += 1
             if keep_last and j == n - 1:
-                outcome.record = None if prior.record is None else json.loads(prior.record)
-                plan.barrier_reused.append(outcome)
+                plan.barrier_reused.append(Outcome(
+                    row.item_id, fps[j], prior.status, None if prior.record is None else json.loads(prior.record),
+                    prior.reason, prior.message, prior.retryable, reused=True, attempt=prior.attempts,
+                    audio_seconds=prior.audio_seconds, finished_at=now, worker="driver"))
             else:
-                reused_rows[j].append(outcome_row(run.run_id, st.name, st.cls.version, outcome))
-            if prior.status != OK:
+                reuses[j].add(row.item_id, fps[j], prior)
+            if not ok:
                 break
             record = prior.record or "{}"
         if start is None:
@@ -142,8 +179,8 @@ def plan_phase(run: PhaseRun, stages: list[PhaseStage], rows: Iterator[InputRow]
         stream["fingerprints"].append(fps)
         stream["attempts"].append([p.attempts if (p := priors[j].get(fps[j])) else 0 for j in range(n)])
         stream["outcomes"].append([])
-    for st, rows_of_stage in zip(stages, reused_rows, strict=True):
-        run.writer.add(st.name, rows_of_stage)
+    for st, reused in zip(stages, reuses, strict=True):
+        run.writer.add_table(st.name, reused.table(run.run_id, st, now))
     return plan
 
 
@@ -165,7 +202,7 @@ def stream_phase(
     for index in range(first, len(stages)):
         st = stages[index]
         spec = WorkerSpec(st.cls, st.config, index, run.ledger.storage.root, run.run_id, run.max_attempts,
-                          run.tracker, run.input_base)
+                          run.tracker.actor(), run.input_base)
         ds = ds.map_batches(
             StageWorker,
             fn_constructor_kwargs={"spec": spec},
@@ -207,7 +244,7 @@ def stream_phase(
     watch = _StallWatch([st.name for st in stages[first:]], run.stall_timeout_s)
     while consumer.is_alive():
         consumer.join(timeout=poll_s)
-        snapshot = ray.get(run.tracker.snapshot.remote())
+        snapshot = run.tracker.snapshot()
         on_poll(snapshot)
         watch.check(snapshot, rows_out[0])
     if failure:

@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import pyarrow.compute as pc
-import ray
 
 from ..schemas.base import StageConfig
 from ..schemas.job import JobSpec
@@ -26,7 +26,7 @@ from .resources import ResourcePlan, fit_resources
 from .runtime import Cluster, start_ray
 from .stage import Stage, StageContext
 from .storage import Storage
-from .tracker import start_tracker
+from .tracker import Tracker
 from .versions import stage_identity
 
 log = logging.getLogger(__name__)
@@ -65,20 +65,20 @@ class RunSession:
                  stall_timeout_s: float = 1800.0, input_base: str | None = None, job: dict | None = None,
                  identities: dict[str, str] | None = None, flush_seconds: float = 10.0) -> None:
         ledger = Ledger(storage)
-        self.run = PhaseRun(ledger, LedgerWriter(ledger, flush_seconds=flush_seconds), start_tracker(), run_id, max_attempts, stall_timeout_s,
+        self.run = PhaseRun(ledger, LedgerWriter(ledger, flush_seconds=flush_seconds), Tracker(), run_id, max_attempts, stall_timeout_s,
                             input_base)
         self.cluster, self.job, self.identities = cluster, job, identities or {}
         self.plans: list[ResourcePlan] = []
         self.notices: list[str] = []
         self.tracker_snapshot: dict = {"stages": {}, "warnings": {}}
 
-    def __enter__(self) -> RunSession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.run.writer.flush()
-        self.tracker_snapshot = ray.get(self.run.tracker.snapshot.remote())
-        ray.kill(self.run.tracker)
+        self.tracker_snapshot = self.run.tracker.snapshot()
+        self.run.tracker.stop()
 
     def phase(self, stages: list[tuple[type[Stage], StageConfig]], rows: list[InputRow]) -> list[InputRow]:
         """Run one phase over ``rows``; returns the next phase's input (the barrier's ok outputs), else []."""

@@ -78,8 +78,26 @@ class RunTracker:
         }
 
 
-def start_tracker() -> ray.actor.ActorHandle:
-    """A tracker on this (the driver's) node, using no CPU so it never waits for a free slot."""
-    here = ray.get_runtime_context().get_node_id()
-    remote = ray.remote(num_cpus=0, max_restarts=0)(RunTracker)
-    return remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+class Tracker:
+    """The run's tracker actor, started on first use: a run with nothing to compute starts none."""
+
+    def __init__(self) -> None:
+        self._actor: ray.actor.ActorHandle | None = None
+
+    def actor(self) -> ray.actor.ActorHandle:
+        """The actor, on this (the driver's) node, using no CPU so it never waits for a free slot."""
+        if self._actor is None:
+            here = ray.get_runtime_context().get_node_id()
+            remote = ray.remote(num_cpus=0, max_restarts=0)(RunTracker)
+            self._actor = remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+        return self._actor
+
+    def snapshot(self) -> dict:
+        if self._actor is None:
+            return {"stages": {}, "warnings": {}}
+        return ray.get(self._actor.snapshot.remote())
+
+    def stop(self) -> None:
+        if self._actor is not None:
+            ray.kill(self._actor)
+            self._actor = None
