@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from songtools import tone, write_manifest
+
+from tests.songtools import tone, write_manifest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 import soundfile as sf
+
 from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.storage import Storage
-from songtools import job_toml, tone, write_manifest
+from tests.songtools import job_toml, tone, write_manifest
 
 SONGS = 12
 

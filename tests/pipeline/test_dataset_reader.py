@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from songcorpus.pipeline.dataset_reader import open_dataset, read_with_ray, resolve_version, shard_urls
 from torch.utils.data import DataLoader
+
+from songcorpus.pipeline.dataset_reader import open_dataset, read_with_ray, resolve_version, shard_urls
 
 VERSION_ID = "3f9c2a41d0b7e8aa55"
 RATE = 44100
@@ -201,6 +202,7 @@ def test_hugging_face_recipe_reads_the_same_samples(version):
     import io
 
     import soundfile as sf
+
     from songcorpus.pipeline.dataset_reader import read_with_hf
 
     root, _ = version

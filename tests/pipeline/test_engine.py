@@ -8,12 +8,13 @@ import time
 import pyarrow.compute as pc
 import pytest
 import ray
-import toy_stages
+
 from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.phase import StallError
 from songcorpus.pipeline.runner import PhaseContext, new_run_id, run_chain
 from songcorpus.pipeline.storage import Storage
-from toy_stages import ToyA, ToyB, ToyC, ToyConfig, ToyD
+from tests.pipeline import toy_stages
+from tests.pipeline.toy_stages import ToyA, ToyB, ToyC, ToyConfig, ToyD
 
 ray.cloudpickle.register_pickle_by_value(toy_stages)
 

@@ -1,4 +1,5 @@
 import pytest
+
 from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.records import OK, REJECTED, Outcome

@@ -6,6 +6,7 @@ import json
 
 import pyarrow as pa
 import pytest
+
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.shards import read_samples, write_shard
 from songcorpus.pipeline.storage import Storage

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.stage_configs import AlignConfig

@@ -11,6 +11,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import soundfile as sf
+
 from songcorpus.stages.audio_stats import frame_rms_db
 from songcorpus.stages.clip_planner import (
     CLIP_TOO_SHORT,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from demucs.apply import apply_model
+
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.stage_configs import SeparateConfig

@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+
 from songcorpus.synth.accompaniment import FLUIDSYNTH_MISSING, MissingToolError
 from songcorpus.synth.cli import add_synth_parser, run_synth
 from songcorpus.synth.corpus import MANIFEST_COLUMNS, make_corpus
