@@ -19,7 +19,13 @@ PACKAGE = ROOT / "songcorpus"
 
 
 def rooms() -> list[str]:
+    """The folders linked into the package."""
     return sorted(p.name for p in PACKAGE.iterdir() if p.is_symlink())
+
+
+def top_level_packages() -> set[str]:
+    """Folders of the project root with an ``__init__.py``, other than the package itself and the tests."""
+    return {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"songcorpus", "tests"}
 
 
 def source_modules() -> set[str]:
@@ -37,8 +43,7 @@ def source_modules() -> set[str]:
 
 def test_every_room_is_linked_into_the_package():
     """A top-level Python package other than ``tests`` is a room, linked as songcorpus/<name> -> ../<name>."""
-    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"songcorpus", "tests"}
-    unlinked = sorted(packages - set(rooms()))
+    unlinked = sorted(top_level_packages() - set(rooms()))
     assert not unlinked, f"link each room into the package (cd songcorpus && ln -s ../ROOM ROOM): {unlinked}"
     for room in rooms():
         link = PACKAGE / room
@@ -58,7 +63,7 @@ def test_every_package_folder_has_an_init():
 
 def test_rooms_are_never_imported_by_their_bare_name():
     """The project root is on sys.path, so `import pipeline` would load a second copy of songcorpus.pipeline."""
-    banned = set(rooms())
+    banned = top_level_packages() | set(rooms())
     offenders = []
     for folder in [*banned, "songcorpus", "tests", "bench"]:
         for path in sorted((ROOT / folder).rglob("*.py")):
