@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pyarrow.parquet as pq
+
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job
 from songcorpus.synth.corpus import make_corpus
@@ -32,7 +33,7 @@ def bare_decode_seconds(paths: list[Path]) -> tuple[float, float]:
     audio = 0.0
     start = time.perf_counter()
     for path in paths:
-        with av.open(io.BytesIO(path.read_bytes())) as container:
+        with av.open(io.BytesIO(path.read_bytes()), mode="r") as container:
             stream = container.streams.audio[0]
             samples = sum(frame.to_ndarray().shape[-1] for frame in container.decode(stream))
             audio += samples / stream.codec_context.sample_rate

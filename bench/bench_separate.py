@@ -39,6 +39,7 @@ import numpy as np
 import soundfile as sf
 import torch
 from demucs.apply import apply_model
+
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.runner import run_job
@@ -160,12 +161,16 @@ def main() -> None:
         f"songs: {args.songs} x {args.seconds:g} s, model: {MODEL} (random, full size), device: {args.device}, "
         f"torch threads: {args.threads}, precision: {args.precision}, batch_segments: {args.batch_segments}"
     )
-    references = {name: statistics.mean([before[name].audio_per_second, after[name].audio_per_second]) for name in before}
+    references = {
+        name: statistics.mean([before[name].audio_per_second, after[name].audio_per_second]) for name in before
+    }
     for name, reference in references.items():
         median = statistics.mean([before[name].median_song_seconds, after[name].median_song_seconds])
         print(f"reference  {name:8s} bare, no Ray:   {reference:7.3f} audio-s/s, {median:6.2f} s per song "
-              f"(passes: {before[name].audio_per_second:.3f} before, {after[name].audio_per_second:.3f} after the pipeline)")
-    print(f"pipeline   separate stage (ledger wall): {pipeline:7.3f} audio-s/s, {song_seconds:6.2f} s per song (median)")
+              f"(passes: {before[name].audio_per_second:.3f} before, "
+              f"{after[name].audio_per_second:.3f} after the pipeline)")
+    print(f"pipeline   separate stage (ledger wall): {pipeline:7.3f} audio-s/s, "
+          f"{song_seconds:6.2f} s per song (median)")
     for name, reference in references.items():
         print(f"ratio      pipeline / {name:8s}          {pipeline / reference:7.2f}")
     print(f"whole job incl. Ray start, worker start and model load: {stage['audio_seconds'] / job_wall:.3f} audio-s/s")

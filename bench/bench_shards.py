@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.dataset_reader import open_dataset
 from songcorpus.pipeline.shards import write_shard
@@ -53,7 +54,9 @@ def bare_read(paths: list[Path]) -> int:
     for path in paths:
         with tarfile.open(path, "r:") as tar:
             for member in tar:
-                total += len(tar.extractfile(member).read())
+                data = tar.extractfile(member)  # None for anything but a regular file
+                if data is not None:
+                    total += len(data.read())
     return total
 
 

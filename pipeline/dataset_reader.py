@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import soundfile as sf
 import torch
-from songcorpus.pipeline.storage import Storage, resolve_filesystem
-from songcorpus.pipeline.versions import VERSIONS, resolve_id
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from songcorpus.pipeline.storage import Storage, resolve_filesystem
+from songcorpus.pipeline.versions import VERSIONS, resolve_id
 
 if TYPE_CHECKING:
     import ray.data

@@ -40,7 +40,11 @@ fi
 stamp=.venv/.songcorpus-lock-sha256
 want=$(sha256sum uv.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: creating .venv from uv.lock (first time: a few GB, mostly torch)"
+  if [ -d .venv ]; then
+    echo "bootstrap: updating .venv from uv.lock"
+  else
+    echo "bootstrap: creating .venv from uv.lock (first time: a few GB, mostly torch)"
+  fi
   UV_PYTHON_DOWNLOADS=never .tools/uv/bin/uv sync --frozen --python "$PYTHON"
   echo "$want" > "$stamp"
 fi

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from songcorpus.synth import accompaniment, vocals
 
 SONGS_PER_ARTIST = 3

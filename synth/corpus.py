@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
 from songcorpus.synth import accompaniment, lyrics_text, vocals, writers
 from songcorpus.synth.song import SynthSettings, make_song
 

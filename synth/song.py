@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from songcorpus.synth import accompaniment, lyrics_text, vocals, writers
 from songcorpus.synth.artists import SONGS_PER_ARTIST, Artist, make_artist
 
@@ -205,7 +206,7 @@ def make_song(out_dir: Path, index: int, seed: int, settings: SynthSettings) -> 
     writers.write_text(out_dir / paths["txt"], "".join(f"{line['text']}\n" for line in lines_truth))
     writers.write_text(
         out_dir / paths["lrc"],
-        writers.format_lrc(artist.name, title, [(line["start"], line["text"]) for line in lines_truth]),
+        writers.format_lrc(artist.name, title, [(_t(p.start / SAMPLE_RATE), p.line.text) for p in placed]),
     )
     truth = {
         "key": key,

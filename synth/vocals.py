@@ -224,7 +224,7 @@ def _word_starts(text: str, words: list[str], events: list[tuple[int, int]]) -> 
         index = int(np.searchsorted(char_starts, text_position, side="right")) - 1
         if index >= 0 and starts[index] is None:
             starts[index] = round(milliseconds * ESPEAK_RATE / 1000)
-    missing = [word for word, start in zip(words, starts) if start is None]
+    missing = [word for word, start in zip(words, starts, strict=True) if start is None]
     if missing:
         raise RuntimeError(f"espeak-ng gave no word event for {missing} in {text!r}")
     return [int(start) for start in starts]  # type: ignore[arg-type]
@@ -264,7 +264,7 @@ def render_line(
         raise RuntimeError(f"espeak-ng rendered silence for {text!r} with voice {voice.name!r}")
     first, last = int(audible[0]), int(audible[-1]) + 1
     starts = [min(max(start - first, 0), last - first) for start in _word_starts(text, words, events)]
-    bounds = starts + [last - first]
+    bounds = [*starts, last - first]
     if any(b <= a for a, b in itertools.pairwise(bounds)):
         raise RuntimeError(f"espeak-ng word events are not increasing for {text!r}: {bounds}")
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: one embedded Ray for the session, and songs whose content the tests control."""
+"""Shared fixtures: one embedded Ray for the session, and songs whose content the tests control.
+
+Tests that start the embedded Ray cluster or run whole jobs (tests/e2e/) are marked ``slow`` here, so
+``-m "not slow"`` is the quick run and no test has to remember the marker.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,18 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from songtools import tone, write_manifest
+
+from tests.songtools import tone, write_manifest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()) or item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+
+from songcorpus.cli import main as cli_main
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.dataset_reader import open_dataset
 from songcorpus.pipeline.jobfile import parse_job
@@ -17,8 +19,6 @@ from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.storage import Storage
 from songcorpus.stages.audio_io import read_flac
-
-from songcorpus.cli import main as cli_main
 
 DEMO = Path(__file__).parents[2] / "jobs" / "demo.toml"
 

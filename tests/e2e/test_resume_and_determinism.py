@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+
 from songcorpus.pipeline.ledger import Ledger, latest_run
 from songcorpus.pipeline.storage import Storage
-from songtools import job_toml, tone, write_manifest
+from tests.songtools import job_toml, tone, write_manifest
 
 SONGS = 12
 

@@ -8,6 +8,7 @@ import socket
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.status import status_text

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job

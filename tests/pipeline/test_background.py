@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from songcorpus.pipeline.background import BackgroundWork
 
 

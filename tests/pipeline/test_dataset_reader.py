@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from torch.utils.data import DataLoader
+
 from songcorpus.pipeline.dataset_reader import open_dataset, read_with_ray, resolve_version, shard_urls
 from songcorpus.pipeline.versions import MIN_ID_PREFIX
-from torch.utils.data import DataLoader
 
 VERSION_ID = "3f9c2a41d0b7e8aa55"
 RATE = 44100
@@ -202,6 +203,7 @@ def test_hugging_face_recipe_reads_the_same_samples(version):
     import io
 
     import soundfile as sf
+
     from songcorpus.pipeline.dataset_reader import read_with_hf
 
     root, _ = version

@@ -7,11 +7,12 @@ import time
 
 import pytest
 import ray
-import toy_stages
+
 from songcorpus.pipeline.phase import InputRow, StallError
 from songcorpus.pipeline.runner import RunSession, new_run_id
 from songcorpus.pipeline.storage import Storage
-from toy_stages import ToyA, ToyB, ToyC, ToyConfig, ToyD
+from tests.pipeline import toy_stages
+from tests.pipeline.toy_stages import ToyA, ToyB, ToyC, ToyConfig, ToyD
 
 ray.cloudpickle.register_pickle_by_value(toy_stages)
 

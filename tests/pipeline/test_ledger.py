@@ -1,4 +1,5 @@
 import pytest
+
 from songcorpus.pipeline.ledger import FAN_IN, Ledger, LedgerWriter, outcome_row
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.records import OK, REJECTED, Outcome

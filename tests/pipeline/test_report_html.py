@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+
 from songcorpus.pipeline.report_html import render_report_html
 
 HOSTILE = "<script>alert(1)</script>"

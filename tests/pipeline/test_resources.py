@@ -1,4 +1,5 @@
 import pytest
+
 from songcorpus.pipeline.resources import ResourcePlanError, fit_resources
 from songcorpus.schemas.base import Resources
 

@@ -6,6 +6,7 @@ import json
 
 import pyarrow as pa
 import pytest
+
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.dataset_reader import resolve_version
 from songcorpus.pipeline.shards import read_samples, write_shard

@@ -1,4 +1,5 @@
 import pytest
+
 from songcorpus.pipeline.jobfile import JobSpecError, parse_job
 
 VALID = """

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ValidationError
-from recordtools import aligned, alignment, ingested, separated, standardized
+
 from songcorpus.pipeline.versions import MIN_ID_PREFIX
 from songcorpus.schemas import sample, song_records
 from songcorpus.schemas.sample import SAMPLE_SCHEMA_VERSION, SampleJson
@@ -28,6 +28,7 @@ from songcorpus.schemas.song_records import (
     ShardedSong,
     Word,
 )
+from tests.recordtools import aligned, alignment, ingested, separated, standardized
 
 READING = Path(__file__).parents[2] / "docs" / "reading.md"
 

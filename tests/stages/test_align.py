@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from recordtools import ingested, separated, standardized
+
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.song_records import AlignedSong, Alignment
@@ -18,6 +18,7 @@ from songcorpus.stages.align import AlignStage
 from songcorpus.stages.audio_io import encode_flac, read_flac
 from songcorpus.stages.coarse_align import line_tokens, line_windows
 from songcorpus.synth.corpus import make_corpus
+from tests.recordtools import ingested, separated, standardized
 
 DICTIONARY = {"<pad>": 0, "|": 1, "a": 2, "b": 3, "c": 4}
 

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from songcorpus.stages.alignment_eval import score_alignment
 from songcorpus.synth.corpus import make_corpus
 

@@ -11,6 +11,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import soundfile as sf
+
 from songcorpus.schemas.song_records import AlignedLine, ClipPlan, Word
 from songcorpus.schemas.stage_configs import SegmentConfig
 from songcorpus.stages.audio_stats import frame_rms_db

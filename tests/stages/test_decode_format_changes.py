@@ -12,7 +12,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from hostile_inputs import (
+
+from songcorpus.pipeline.stage import Reject, StageContext
+from songcorpus.pipeline.storage import Storage
+from songcorpus.schemas.stage_configs import StandardizeConfig
+from songcorpus.stages import standardize as standardize_module
+from songcorpus.stages.audio_io import held_seconds, ogg_links, probe_audio, read_flac
+from songcorpus.stages.standardize import StandardizeStage
+from tests.stages.hostile_inputs import (
     CHAINED_OGG_LINKS,
     _encode,
     _sine,
@@ -22,12 +29,6 @@ from hostile_inputs import (
     mp3_with_spliced_frames,
     wav_with_lying_header,
 )
-from songcorpus.pipeline.stage import Reject, StageContext
-from songcorpus.pipeline.storage import Storage
-from songcorpus.schemas.stage_configs import StandardizeConfig
-from songcorpus.stages import standardize as standardize_module
-from songcorpus.stages.audio_io import held_seconds, ogg_links, probe_audio, read_flac
-from songcorpus.stages.standardize import StandardizeStage
 
 RATE = 44100
 #: libswresample spreads a mono (front centre) channel over left and right at its centre mix level,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pyarrow.compute as pc
 import pytest
-from hostile_inputs import write_hostile_set
+
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.storage import Storage
-from songtools import job_toml, write_manifest
+from tests.songtools import job_toml, write_manifest
+from tests.stages.hostile_inputs import write_hostile_set
 
 
 @pytest.mark.timeout(600)

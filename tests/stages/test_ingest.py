@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import soundfile as sf
+
 from songcorpus.pipeline.stage import StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.song_records import IngestedSong
 from songcorpus.schemas.stage_configs import IngestConfig
 from songcorpus.stages.ingest import IngestStage
 from songcorpus.stages.sources import manifest_rows, read_manifest
-from songtools import tone, write_manifest
+from tests.songtools import tone, write_manifest
 
 
 def test_all_digit_text_columns_are_recorded_as_text(tmp_path):

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+
 from songcorpus.schemas.lyrics import LyricsError, LyricWord
 from songcorpus.stages.lyrics import MAX_INPUT_LINES, parse_lyrics, split_words
 

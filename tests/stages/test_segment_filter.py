@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
-from recordtools import aligned, alignment, ingested, separated, standardized
+
 from songcorpus.pipeline.shards import read_samples
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
@@ -30,6 +30,7 @@ from songcorpus.stages.filter import CLIPS_SUMMARY, CLIPS_TABLE, KEPT_CLIPS, Fil
 from songcorpus.stages.segment import CLIP_PLAN, SegmentStage
 from songcorpus.stages.shard import ShardStage
 from songcorpus.synth.corpus import make_corpus
+from tests.recordtools import aligned, alignment, ingested, separated, standardized
 
 
 @pytest.fixture(scope="module")

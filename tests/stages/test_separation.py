@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from demucs.apply import apply_model
-from recordtools import ingested, standardized
+
 from songcorpus.pipeline.stage import Reject, StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.song_records import SeparatedSong
@@ -18,6 +18,7 @@ from songcorpus.stages.audio_io import encode_flac, read_flac
 from songcorpus.stages.demucs_models import SMOKE_MODEL, load_separator, weights_digest
 from songcorpus.stages.demucs_stream import SeparationSettings, separate, separate_stream, warm_up
 from songcorpus.stages.separate import SeparateStage
+from tests.recordtools import ingested, standardized
 
 RATE = 44100
 

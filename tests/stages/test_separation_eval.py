@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+
 from songcorpus.stages.separation_eval import score_song, sdr
 
 

@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+
 from songcorpus.synth.accompaniment import FLUIDSYNTH_MISSING, MissingToolError
 from songcorpus.synth.cli import add_synth_parser, run_synth
 from songcorpus.synth.corpus import MANIFEST_COLUMNS, make_corpus
@@ -94,7 +95,7 @@ def test_vocals_silent_between_lines_and_loud_inside(corpora: dict[str, Path]) -
             inside[start:end] = True
         assert np.max(np.abs(vocals[~inside])) < 1e-6
         intro, outro = truth["intro"], truth["outro"]
-        assert 2.0 <= intro["end"] - intro["start"] and 2.0 <= outro["end"] - outro["start"]
+        assert intro["end"] - intro["start"] >= 2.0 and outro["end"] - outro["start"] >= 2.0
         assert intro["end"] == truth["lines"][0]["start"] and outro["start"] == truth["lines"][-1]["end"]
         assert outro["end"] == truth["duration"] == pytest.approx(truth["num_samples"] / rate)
         gaps = [b["start"] - a["end"] for a, b in itertools.pairwise(truth["lines"])]

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import soundfile as sf
+
 from songcorpus.synth import accompaniment, lyrics_text, vocals, writers
 
 

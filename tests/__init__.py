@@ -1,0 +1,1 @@
+"""The test suite, a package: helpers import as ``tests.songtools``, ``tests.pipeline.toy_stages``, ..."""
