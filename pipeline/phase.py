@@ -198,7 +198,7 @@ def stream_phase(
         return []
     table = pa.Table.from_pydict(plan.stream, schema=PHASE_SCHEMA)
     block = stages[first].resources.batch_size
-    ds = ray.data.from_arrow([table.slice(i, block) for i in range(0, table.num_rows, block)])
+    ds: ray.data.Dataset = ray.data.from_arrow([table.slice(i, block) for i in range(0, table.num_rows, block)])
     for index in range(first, len(stages)):
         st = stages[index]
         spec = WorkerSpec(st.cls, st.config, index, run.ledger.storage.root, run.run_id, run.max_attempts,
@@ -229,6 +229,7 @@ def stream_phase(
     def consume() -> None:
         try:
             for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+                assert isinstance(batch, pa.Table)  # batch_format="pyarrow"
                 for outcomes in batch["outcomes"].to_pylist():
                     for row in outcomes:
                         if last.cls.barrier and row["stage"] == last.name:
@@ -277,13 +278,14 @@ class _StallWatch:
 
     def check(self, snapshot: dict, rows_out: int) -> None:
         counts = snapshot["stages"]
-        state = tuple((counts.get(s, {}).get("ok"), counts.get(s, {}).get("rejected")) for s in self.stages)
-        state += (rows_out,)
+        state: tuple = (*((counts.get(s, {}).get("ok"), counts.get(s, {}).get("rejected")) for s in self.stages),
+                        rows_out)
         now = time.monotonic()
         if state != self._state:
             self._state, self._changed = state, now
         elif now - self._changed > self.timeout_s:
-            done = ", ".join(f"{s}: {ok or 0} ok, {rej or 0} rejected" for s, (ok, rej) in zip(self.stages, state))
+            counts = zip(self.stages, state[:-1], strict=True)
+            done = ", ".join(f"{s}: {ok or 0} ok, {rej or 0} rejected" for s, (ok, rej) in counts)
             raise StallError(
                 f"no progress for {self.timeout_s:g}s in stages {self.stages}: {done}; {rows_out} rows out of "
                 f"the phase; cluster has {ray.available_resources()} free of {ray.cluster_resources()}"

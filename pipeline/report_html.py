@@ -287,7 +287,7 @@ def _section(section: dict[str, Any]) -> str:
         f"<h2>{_e(section.get('title', section.get('stage', '')))}</h2>"
         + "".join(f"<p>{_e(line)}</p>" for line in section.get("lines") or [])
         + (f'<div class="plots">{"".join(plots)}</div>' if plots else "")
-        + (_table(zip(table["columns"], numeric), rows, table.get("empty", "Nothing.")) if table else "")
+        + (_table(zip(table["columns"], numeric, strict=False), rows, table.get("empty", "Nothing.")) if table else "")
     )
 
 

@@ -114,13 +114,13 @@ def rejects_svg(stages: Sequence[dict[str, Any]]) -> str | None:
         colors = matplotlib.colormaps["tab10"]
         ys = range(len(order))
         left = [0.0] * len(order)
-        for i, (name, reasons) in enumerate(zip(stage_names, per_stage)):
+        for i, (name, reasons) in enumerate(zip(stage_names, per_stage, strict=False)):
             widths = [reasons.get(r, 0.0) for r in order]
             if not any(widths):
                 continue
             ax.barh(ys, widths, left=left, height=0.6, label=_short(name, 24), color=colors(i % 10))
-            left = [a + b for a, b in zip(left, widths)]
-        for y, r in zip(ys, order):
+            left = [a + b for a, b in zip(left, widths, strict=False)]
+        for y, r in zip(ys, order, strict=False):
             ax.text(totals[r], y, f" {_fmt(totals[r])}", va="center", fontsize=9)
         ax.set_yticks(list(ys), [_short(r) for r in order])
         ax.set_xlim(0, max(totals.values()) * 1.12)
@@ -145,7 +145,7 @@ def throughput_svg(stages: Sequence[dict[str, Any]]) -> str | None:
         ys = range(len(order))
         log = max(positive) / min(positive) > 100
         ax.barh(ys, [v for _, v in order], height=0.6, color=_BAR)
-        for y, (_, v) in zip(ys, order):
+        for y, (_, v) in zip(ys, order, strict=False):
             ax.text(max(0.0, v), y, f" {_fmt(v)}×" if v > 0 else " n/a", va="center", fontsize=9)
         ax.set_yticks(list(ys), [_short(n, 24) for n, _ in order])
         if log:
@@ -184,7 +184,7 @@ def time_svg(stages: Sequence[dict[str, Any]]) -> str | None:
             color=_BUSY,
             label="busy (sum of per-item time)",
         )
-        for y, (_, w, b) in zip(ys, order):
+        for y, (_, w, b) in zip(ys, order, strict=False):
             ax.text(w, y + h / 2, f" {_fmt(w)} s", va="center", fontsize=9)
             util = f" ({b / w:.0%} of wall)" if w > 0 else ""
             ax.text(b, y - h / 2, f" {_fmt(b)} s{util}", va="center", fontsize=9)

@@ -7,6 +7,7 @@ import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,8 +66,8 @@ class RunSession:
                  stall_timeout_s: float = 1800.0, input_base: str | None = None, job: dict | None = None,
                  identities: dict[str, str] | None = None, flush_seconds: float = 10.0) -> None:
         ledger = Ledger(storage)
-        self.run = PhaseRun(ledger, LedgerWriter(ledger, flush_seconds=flush_seconds), Tracker(), run_id, max_attempts, stall_timeout_s,
-                            input_base)
+        writer = LedgerWriter(ledger, flush_seconds=flush_seconds)
+        self.run = PhaseRun(ledger, writer, Tracker(), run_id, max_attempts, stall_timeout_s, input_base)
         self.cluster, self.job, self.identities = cluster, job, identities or {}
         self.plans: list[ResourcePlan] = []
         self.notices: list[str] = []
@@ -80,7 +81,7 @@ class RunSession:
         self.tracker_snapshot = self.run.tracker.snapshot()
         self.run.tracker.stop()
 
-    def phase(self, stages: list[tuple[type[Stage], StageConfig]], rows: list[InputRow]) -> list[InputRow]:
+    def phase(self, stages: Sequence[tuple[type[Stage], StageConfig]], rows: list[InputRow]) -> list[InputRow]:
         """Run one phase over ``rows``; returns the next phase's input (the barrier's ok outputs), else []."""
         run, storage = self.run, self.run.ledger.storage
         resources = fit_resources({cls.name: cfg.resources for cls, cfg in stages}, self.cluster.cpus,

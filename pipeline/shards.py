@@ -12,6 +12,8 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from .storage import Storage
 
 #: A sample: its key (no dots) and its members as (extension, bytes), e.g. ("json", b"{...}").
@@ -31,7 +33,7 @@ class ShardInfo:
 class _HashingWriter(io.RawIOBase):
     """Passes writes through to ``out`` while hashing and counting them."""
 
-    def __init__(self, out) -> None:
+    def __init__(self, out: pa.NativeFile) -> None:
         self.out, self.sha, self.size = out, hashlib.sha256(), 0
 
     def writable(self) -> bool:
@@ -40,7 +42,7 @@ class _HashingWriter(io.RawIOBase):
     def tell(self) -> int:
         return self.size
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:  # type: ignore[override]  # tarfile only writes bytes
         self.out.write(data)
         self.sha.update(data)
         self.size += len(data)
@@ -77,7 +79,10 @@ def read_samples(data: bytes) -> list[Sample]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         for member in tar:
             key, _, ext = member.name.partition(".")
-            payload = tar.extractfile(member).read()
+            source = tar.extractfile(member)
+            if source is None:
+                raise ValueError(f"tar member {member.name!r} is not a regular file")
+            payload = source.read()
             if samples and samples[-1][0] == key:
                 samples[-1][1].append((ext, payload))
             else:

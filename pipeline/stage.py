@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,7 +85,7 @@ class Stage(ABC, Generic[C]):
     def __init__(self, config: C, context: StageContext) -> None:
         self.config = config
         self.context = context
-        self._timings: Counter[str] = Counter()
+        self._timings: dict[str, float] = {}
         self._timings_lock = threading.Lock()  # sub-steps may run on a stage's writer threads
 
     @contextmanager
@@ -100,7 +99,7 @@ class Stage(ABC, Generic[C]):
 
     def add_timing(self, step: str, seconds: float) -> None:
         with self._timings_lock:
-            self._timings[step] += seconds
+            self._timings[step] = self._timings.get(step, 0.0) + seconds
 
     def peek_timings(self) -> dict[str, float]:
         with self._timings_lock:
@@ -109,7 +108,7 @@ class Stage(ABC, Generic[C]):
     def take_timings(self) -> dict[str, float]:
         """Seconds per sub-step since the last call (the engine calls it around each batch)."""
         with self._timings_lock:
-            timings, self._timings = dict(self._timings), Counter()
+            timings, self._timings = self._timings, {}
         return timings
 
     @classmethod

@@ -98,10 +98,8 @@ class Storage:
             self.fs.delete_dir(self.full(rel))
 
     def _remove_quietly(self, path: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.fs.delete_file(path)
-        except OSError:
-            pass
 
 
 def artifact_path(stage: str, fingerprint: str, name: str) -> str:

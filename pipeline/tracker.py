@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import cast
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -89,13 +90,15 @@ class Tracker:
         if self._actor is None:
             here = ray.get_runtime_context().get_node_id()
             remote = ray.remote(num_cpus=0, max_restarts=0)(RunTracker)
-            self._actor = remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+            strategy = NodeAffinitySchedulingStrategy(here, soft=False)
+            # Ray's stubs type a remote class's .options().remote() as the class itself
+            self._actor = cast(ray.actor.ActorHandle, remote.options(scheduling_strategy=strategy).remote())
         return self._actor
 
     def snapshot(self) -> dict:
         if self._actor is None:
             return {"stages": {}, "warnings": {}}
-        return ray.get(self._actor.snapshot.remote())
+        return cast(dict, ray.get(self._actor.snapshot.remote()))
 
     def stop(self) -> None:
         if self._actor is not None:

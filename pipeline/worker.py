@@ -94,6 +94,8 @@ class StageWorker:
     def _run(self, rows: list[dict]) -> list[Outcome]:
         """One outcome per row. A batch that held an item when its worker died runs one item at a time."""
         tracker, name = self.spec.tracker, self.stage.name
+        started: bool
+        deaths: list[int]
         started, deaths = ray.get(tracker.begin.remote(name, [r["item_id"] for r in rows]))
         if started:
             return self._compute(rows, deaths)
