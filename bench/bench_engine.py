@@ -59,7 +59,7 @@ class _Bare:
 def bare_seconds(rows: list[InputRow]) -> float:
     table = pa.table({"item_id": [r.item_id for r in rows], "record": [r.record for r in rows]})
     started = time.perf_counter()
-    ds = ray.data.from_arrow([table.slice(i, BATCH) for i in range(0, table.num_rows, BATCH)])
+    ds: ray.data.Dataset = ray.data.from_arrow([table.slice(i, BATCH) for i in range(0, table.num_rows, BATCH)])
     for _ in range(2):
         ds = ds.map_batches(_Bare, batch_size=BATCH, batch_format="pyarrow", num_cpus=0.5,
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
@@ -88,7 +88,7 @@ def measure(n: int) -> dict:
             polls = 50
             started = time.perf_counter()
             for _ in range(polls):
-                ray.get(session.run.tracker.snapshot.remote())
+                ray.get(session.run.tracker.actor().snapshot.remote())
             poll_ms = (time.perf_counter() - started) / polls * 1000
     bare = bare_seconds(rows)
     return {

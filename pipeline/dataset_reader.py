@@ -28,6 +28,7 @@ from songcorpus.pipeline.storage import Storage, resolve_filesystem
 from songcorpus.pipeline.versions import VERSIONS, resolve_id
 
 if TYPE_CHECKING:
+    import datasets
     import ray.data
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ def read_with_ray(version_or_path: str, split: str = "train", root: str | None =
     return ds.join(toks, join_type="inner", num_partitions=max(1, len(urls)), on=("__key__",))
 
 
-def read_with_hf(version_or_path: str, split: str = "train", root: str | None = None):
+def read_with_hf(version_or_path: str, split: str = "train", root: str | None = None) -> datasets.IterableDataset:
     """The Hugging Face ``datasets`` recipe: the split's shards through its ``webdataset`` builder.
 
     Streams, and leaves audio undecoded (``{"bytes", "path"}`` per FLAC member): decode with

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from ..schemas.job import STAGES, JobSpec
 from .errors import UserError
@@ -15,7 +16,7 @@ class JobSpecError(UserError):
     """The job file is not valid; the message lists every problem with its key path."""
 
 
-def _describe(err: dict) -> str:
+def _describe(err: ErrorDetails) -> str:
     path = ".".join(str(p) for p in err["loc"]) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -35,10 +36,12 @@ PATH_KEYS = (("root",), ("input", "manifest"), ("input", "directory"), ("input",
 
 def _absolute_paths(data: dict, base: Path) -> None:
     for keys in PATH_KEYS:
-        parent = data
+        parent: object = data  # a nested table, or whatever the user wrote in its place
         for key in keys[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
-        value = parent.get(keys[-1]) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict):
+            continue
+        value = parent.get(keys[-1])
         if isinstance(value, str) and "://" not in value:
             parent[keys[-1]] = str((base / value).resolve())
 

@@ -19,8 +19,9 @@ import matplotlib
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.typing import RcKeyType
 
-_RC = {
+_RC: dict[RcKeyType, Any] = {  # matplotlib types rc keys as a Literal of the known names
     "svg.hashsalt": "songcorpus",
     "svg.fonttype": "none",
     "text.parse_math": False,  # reason names with "$" must stay literal text

@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="songcorpus",
         description="Build lyrics-to-song training corpora (separate, align, segment, tokenize, shard) on Ray.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and every library's output on the console")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and every library's output on the console")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run or resume a job", description="Run or resume a job TOML file. "

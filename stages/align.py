@@ -119,12 +119,13 @@ class AlignStage(Stage[AlignConfig]):
     def _windows(self, lines: tuple[LyricLine, ...], model: torch.nn.Module, metadata: dict, audio: torch.Tensor,
                  seconds: float) -> list[tuple[float, float] | None]:
         cfg = self.config
-        if all(line.start is not None for line in lines):
+        timed = [(line, line.start) for line in lines if line.start is not None]
+        if len(timed) == len(lines):  # every line carries its own start (synced lyrics)
             return [
-                (max(0.0, line.start - cfg.line_pad_seconds),
-                 min(seconds, (line.end if line.end is not None else line.start + cfg.max_line_seconds)
+                (max(0.0, start - cfg.line_pad_seconds),
+                 min(seconds, (line.end if line.end is not None else start + cfg.max_line_seconds)
                      + cfg.line_pad_seconds))
-                for line in lines
+                for line, start in timed
             ]
         log_probs = emissions(model, audio, cfg.chunk_seconds, self.device)
         return line_windows([line.text for line in lines], log_probs, metadata["dictionary"], seconds)
@@ -138,7 +139,7 @@ class AlignStage(Stage[AlignConfig]):
         """
         samples = audio.numpy()
         out = []
-        for index, (line, window) in enumerate(zip(lines, windows)):
+        for index, (line, window) in enumerate(zip(lines, windows, strict=False)):
             words: list[Word] = []
             if window is not None:
                 segment = {"text": line.text, "start": window[0], "end": window[1]}

@@ -160,9 +160,8 @@ def _ogg_page_crc_ok(page: bytes) -> bool:
     """Ogg's page checksum (CRC-32, polynomial 0x04C11DB7, unreflected) over the page, CRC field zeroed."""
     crc = 0
     for i, byte in enumerate(page):
-        if 22 <= i < 26:
-            byte = 0
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[(crc >> 24) ^ byte]
+        value = 0 if 22 <= i < 26 else byte  # the checksum field counts as zeros
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[(crc >> 24) ^ value]
     return crc == struct.unpack("<I", page[22:26])[0]
 
 
@@ -207,7 +206,7 @@ def ogg_links(data: bytes) -> list[bytes]:
         after_bos, pos = True, end
     if len(starts) == 1:
         return [data]
-    return [data[a:b] for a, b in zip(starts, starts[1:] + [len(data)], strict=True)]
+    return [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
 
 
 # --- decoding ------------------------------------------------------------------------------------
@@ -285,7 +284,7 @@ class FrameConverter:
     def end_stream(self) -> None:
         """The stream ended: flush the resampler and check its format changes for damage."""
         self._flush()
-        for before, run, after in zip(self.runs, self.runs[1:], self.runs[2:]):
+        for before, run, after in zip(self.runs, self.runs[1:], self.runs[2:], strict=False):
             if before.key == after.key and run.seconds < GLITCH_SECONDS:
                 raise Reject(
                     "corrupt_frames",

@@ -128,18 +128,25 @@ def _valid_lines(lines: Sequence[AlignedLine], duration: float, dropped: Dropped
     return sorted(valid, key=lambda ln: (ln.start, ln.end, ln.index))
 
 
+def _times(line: AlignedLine) -> tuple[float, float]:
+    """A valid line's start and end: ``_valid_lines`` keeps only lines that have both."""
+    assert line.start is not None and line.end is not None, f"line {line.index} was not aligned"
+    return line.start, line.end
+
+
 def _group_lines(lines: list[AlignedLine], min_gap: float) -> list[_Group]:
     """Join lines separated by no more than ``min_gap`` (touching or overlapping when it is 0)."""
     groups: list[list[AlignedLine]] = []
     end = -math.inf
     for line in lines:
-        if groups and line.start - end <= min_gap:
+        line_start, line_end = _times(line)
+        if groups and line_start - end <= min_gap:
             groups[-1].append(line)
-            end = max(end, line.end)
+            end = max(end, line_end)
         else:
             groups.append([line])
-            end = line.end
-    return [_Group(tuple(g), g[0].start, max(ln.end for ln in g)) for g in groups]
+            end = line_end
+    return [_Group(tuple(g), _times(g[0])[0], max(_times(ln)[1] for ln in g)) for g in groups]
 
 
 def _runs(groups: list[_Group], duration: float, envelope: np.ndarray, frame: float,
@@ -173,8 +180,8 @@ def _quietest_cut(gap_start: float, gap_end: float, envelope: np.ndarray, frame:
     """Middle of the quietest frame in the gap (earliest on ties); frames wholly inside come first."""
     inside = (math.ceil(gap_start / frame - _EPS), math.floor(gap_end / frame + _EPS) - 1)
     touching = (math.floor(gap_start / frame), math.ceil(gap_end / frame) - 1)
-    for first, last in (inside, touching):
-        last = min(last, len(envelope) - 1)
+    for first, end in (inside, touching):
+        last = min(end, len(envelope) - 1)
         if first <= last:
             k = first + int(np.argmin(envelope[first : last + 1]))
             return min(max((k + 0.5) * frame, gap_start), gap_end)

@@ -32,9 +32,9 @@ def emissions(model: torch.nn.Module, audio: torch.Tensor, chunk_seconds: float,
 
 def line_tokens(text: str, dictionary: dict[str, int]) -> list[int]:
     """Token ids of one line: lower-case characters the model knows, spaces as ``|``."""
-    ids = []
-    for char in text.lower().strip():
-        char = "|" if char.isspace() else char
+    ids: list[int] = []
+    for raw in text.lower().strip():
+        char = "|" if raw.isspace() else raw
         if char in dictionary and not (char == "|" and ids and ids[-1] == dictionary["|"]):
             ids.append(dictionary[char])
     return ids

@@ -14,6 +14,7 @@ import json
 import logging
 from fractions import Fraction
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 import yaml
@@ -27,10 +28,25 @@ log = logging.getLogger(__name__)
 SMOKE_MODEL = "smoke_htdemucs"
 SMOKE_MARKER = "SMOKE_MODELS.json"
 SOURCES = ["drums", "bass", "other", "vocals"]
+
+
+class _HTDemucsKwargs(TypedDict, total=False):
+    """The HTDemucs constructor arguments a smoke model overrides."""
+
+    channels: int
+    growth: int
+    depth: int
+    t_layers: int
+    t_heads: int
+    dconv_comp: int
+    t_hidden_scale: float
+    segment: Fraction
+
+
 #: Random models buildable offline. ``smoke_htdemucs`` runs a song in seconds on one CPU with the
 #: same architecture and code path as htdemucs; ``smoke_htdemucs_full`` has htdemucs' full size
 #: (same compute as the pretrained model), for benchmarks.
-SMOKE_KWARGS = {
+SMOKE_KWARGS: dict[str, _HTDemucsKwargs] = {
     SMOKE_MODEL: {
         "channels": 4, "growth": 2, "depth": 4, "t_layers": 1, "t_heads": 1, "dconv_comp": 2,
         "t_hidden_scale": 1.0, "segment": Fraction(39, 5),

@@ -18,6 +18,7 @@ import contextlib
 from collections import deque
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from demucs.apply import BagOfModels, apply_model
 from demucs.htdemucs import HTDemucs
 
 VOCALS = "vocals"
+K = TypeVar("K", bound=Hashable)  # the caller's key for a song, handed back with its stems
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ class _Track:
 
 
 @dataclass
-class _Song:
-    key: Hashable
+class _Song(Generic[K]):
+    key: K
     length: int
     tracks: list[_Track]
     pending: int = 0  # segments not yet added in
@@ -62,7 +64,7 @@ def model_segment_seconds(model: BagOfModels | HTDemucs, override: float | None)
         return float(override)
     segment = getattr(model, "segment", None)
     if segment is None and isinstance(model, BagOfModels):
-        segment = min((m.segment for m in model.models if getattr(m, "segment", None)), default=None)
+        segment = min((s for m in model.models if (s := getattr(m, "segment", None))), default=None)
     if segment is None:
         raise ValueError("this Demucs model has no default segment; set stages.separate.segment")
     return float(segment)
@@ -92,8 +94,8 @@ def _window_of(audio: torch.Tensor, offset: int, seg_len: int) -> torch.Tensor:
 
 
 def _song(
-    key: Hashable, mix: torch.Tensor, samplerate: int, stride: int, settings: SeparationSettings
-) -> tuple[_Song, list[tuple[_Track, int]]]:
+    key: K, mix: torch.Tensor, samplerate: int, stride: int, settings: SeparationSettings
+) -> tuple[_Song[K], list[tuple[_Track, int]]]:
     """A song and its segments ``(track, offset)``: one pass over the song itself, or ``shifts`` passes
     over randomly shifted copies (Demucs' shift trick).
 
@@ -110,7 +112,7 @@ def _song(
         offsets = rng.integers(0, max_shift + 1, settings.shifts)
         passes = [(padded[:, o : o + length + max_shift], max_shift - int(o)) for o in offsets]
     song = _Song(key, length, [])
-    segments = []
+    segments: list[tuple[_Track, int]] = []
     for audio, trim in passes:
         n = audio.shape[-1]
         zeros = torch.zeros(audio.shape[0], n)
@@ -121,14 +123,16 @@ def _song(
     return song, segments
 
 
-def _combine(song: _Song) -> tuple[torch.Tensor, torch.Tensor]:
+def _combine(song: _Song[K]) -> tuple[torch.Tensor, torch.Tensor]:
     """Average the song's passes, each normalised by its overlap-add weight."""
     channels = song.tracks[0].audio.shape[0]
     if song.length == 0:
         return torch.zeros(channels, 0), torch.zeros(channels, 0)
     span = [slice(t.trim, t.trim + song.length) for t in song.tracks]
-    vocals = sum(t.vocals[:, s] / t.weight[s] for t, s in zip(song.tracks, span))
-    rest = sum(t.rest[:, s] / t.weight[s] for t, s in zip(song.tracks, span))
+    vocals = sum(t.vocals[:, s] / t.weight[s] for t, s in zip(song.tracks, span, strict=False))
+    rest = sum(t.rest[:, s] / t.weight[s] for t, s in zip(song.tracks, span, strict=False))
+    # sum() is 0 only over no tracks, and a song always has at least one (tracks[0] was read above)
+    assert isinstance(vocals, torch.Tensor) and isinstance(rest, torch.Tensor)
     return vocals / len(song.tracks), rest / len(song.tracks)
 
 
@@ -145,12 +149,10 @@ class _Separator:
         self.stride = max(1, int((1 - settings.overlap) * self.seg_len))
         self.window = triangle_weight(self.seg_len, torch.device("cpu"))
 
-    def stream(
-        self, mixes: Iterable[tuple[Hashable, torch.Tensor]]
-    ) -> Iterator[tuple[Hashable, torch.Tensor, torch.Tensor]]:
+    def stream(self, mixes: Iterable[tuple[K, torch.Tensor]]) -> Iterator[tuple[K, torch.Tensor, torch.Tensor]]:
         source = iter(mixes)
-        queue: deque[tuple[_Song, _Track, int]] = deque()
-        in_flight: deque[_Song] = deque()
+        queue: deque[tuple[_Song[K], _Track, int]] = deque()
+        in_flight: deque[_Song[K]] = deque()
         batch = self.settings.batch_segments
         exhausted = False
         while True:
@@ -171,7 +173,7 @@ class _Separator:
                 done = in_flight.popleft()
                 yield done.key, *_combine(done)
 
-    def _forward(self, chunk: list[tuple[_Song, _Track, int]]) -> None:
+    def _forward(self, chunk: list[tuple[_Song[K], _Track, int]]) -> None:
         """One forward pass over a chunk of segments, overlap-added into their tracks."""
         settings, seg_len = self.settings, self.seg_len
         batch = torch.stack([_window_of(track.audio, offset, seg_len) for _, track, offset in chunk])
@@ -198,8 +200,8 @@ class _Separator:
 
 
 def separate_stream(
-    model: BagOfModels | HTDemucs, mixes: Iterable[tuple[Hashable, torch.Tensor]], settings: SeparationSettings
-) -> Iterator[tuple[Hashable, torch.Tensor, torch.Tensor]]:
+    model: BagOfModels | HTDemucs, mixes: Iterable[tuple[K, torch.Tensor]], settings: SeparationSettings
+) -> Iterator[tuple[K, torch.Tensor, torch.Tensor]]:
     """Separate float ``(channels, samples)`` mixtures, given as ``(key, mix)``; yields ``(key, vocals, rest)``.
 
     ``rest`` is the sum of the other stems. Songs come out in input order, each as soon as its last

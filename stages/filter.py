@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -53,11 +54,12 @@ class FilterStage(Stage[FilterConfig]):
         storage = self.context.storage
         plan = ClipPlan.model_validate_json(storage.read_bytes(song.clip_plan))
         activity = np.load(io.BytesIO(storage.read_bytes(song.vocal_activity)))
-        kept, dropped = [], Counter()
+        kept: list[Clip] = []
+        dropped: Counter[str] = Counter()
         for clip in plan.clips:
-            reason = self._clip_rule(clip, activity, song)
-            if reason:
-                dropped[f"dropped_{reason}"] += 1
+            broken = self._clip_rule(clip, activity, song)
+            if broken:
+                dropped[f"dropped_{broken}"] += 1
             else:
                 kept.append(clip)
         if not kept:
@@ -93,27 +95,32 @@ class FilterStage(Stage[FilterConfig]):
     def finalize(self, outcomes: list[Outcome]) -> list[Outcome]:
         """Write the clips table and its summary from every kept song (deterministic order)."""
         storage = self.context.storage
-        rows, per_song, dropped = [], [], Counter()
+        kept: list[tuple[Clip, FilteredSong]] = []
+        per_song: list[int] = []
+        dropped: Counter[str] = Counter()
         for outcome in sorted((o for o in outcomes if o.status == OK), key=lambda o: o.item_id):
             song = FilteredSong.model_validate(outcome.record)
             dropped.update(song.segment_dropped)
             dropped.update(song.filter_dropped)
             clips = KeptClips.model_validate_json(storage.read_bytes(song.kept_clips)).clips
             per_song.append(len(clips))
-            for clip in clips:
-                rows.append({
-                    "clip_id": clip.clip_id, "song_id": song.song_id, "group": song.group,
-                    "language": song.language, "start": clip.start, "end": clip.end, "duration": clip.duration,
-                    "text": clip.text, "words": json.dumps([w.model_dump() for w in clip.words], ensure_ascii=False),
-                    "instrumental": clip.instrumental, "vocals": song.vocals, "accomp": song.accomp,
-                    "audio": song.audio,
-                })
-        rows.sort(key=lambda r: r["clip_id"])
+            kept.extend((clip, song) for clip in clips)
+        kept.sort(key=lambda pair: pair[0].clip_id)
+        rows = [
+            {
+                "clip_id": clip.clip_id, "song_id": song.song_id, "group": song.group,
+                "language": song.language, "start": clip.start, "end": clip.end, "duration": clip.duration,
+                "text": clip.text, "words": json.dumps([w.model_dump() for w in clip.words], ensure_ascii=False),
+                "instrumental": clip.instrumental, "vocals": song.vocals, "accomp": song.accomp,
+                "audio": song.audio,
+            }
+            for clip, song in kept
+        ]
         table = pa.Table.from_pylist(rows) if rows else pa.table({c: pa.array([], pa.string()) for c in CLIP_COLUMNS})
         sink = io.BytesIO()
         pq.write_table(table, sink)
         storage.write_bytes(CLIPS_TABLE, sink.getvalue())
-        lengths = [r["duration"] for r in rows]
+        lengths = [clip.duration for clip, _ in kept]
         summary = {
             "clips": len(rows),
             "hours": round(sum(lengths) / 3600, 4),
@@ -141,6 +148,6 @@ class FilterStage(Stage[FilterConfig]):
         return section
 
 
-def _histogram(values: list[float], edges: np.ndarray) -> dict:
+def _histogram(values: Sequence[float], edges: np.ndarray) -> dict:
     counts, edges = np.histogram(np.asarray(values, dtype=float), bins=edges)
     return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}

@@ -130,9 +130,13 @@ class IngestStage(Stage[IngestConfig]):
         """Reject exact audio duplicates and reused song ids; the earliest manifest row wins."""
         first_by_hash: dict[str, dict] = {}
         first_by_id: dict[str, dict] = {}
-        ok = sorted((o for o in outcomes if o.status == OK), key=lambda o: o.record["row_index"])
-        for o in ok:
-            rec = o.record
+        ok: list[tuple[Outcome, dict]] = []
+        for o in outcomes:
+            if o.status == OK:
+                assert o.record is not None, f"{o.item_id}: an ok outcome carries its output record"
+                ok.append((o, o.record))
+        ok.sort(key=lambda pair: pair[1]["row_index"])
+        for o, rec in ok:
             original = first_by_hash.get(rec["content_sha256"])
             if original is not None:
                 self._reject(o, DUPLICATE, f"same audio as {original['song_id']} ({original['source_path']})")

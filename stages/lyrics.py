@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Literal
 
 from ..schemas.lyrics import LyricLine, LyricsError, LyricWord, ParsedLyrics
 
@@ -74,8 +75,8 @@ _CREDIT = re.compile(
 )
 # Scripts written without spaces (Han, kana, Thai). Marks that belong to the character before them
 # (Thai vowel signs and tones, the kana length mark and voicing marks) stay attached to it.
-_SCRIPT = "\u0e00-\u0e7f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f" \
-          "\U00020000-\U0003134f"
+_SCRIPT = ("\u0e00-\u0e7f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+           "\U00020000-\U0003134f")
 _MARK = "\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u3099\u309a\u30fc"
 _SCRIPT_CHARS = re.compile(f"[{_SCRIPT}]")
 _CHAR_TOKEN = re.compile(f"[{_SCRIPT}][{_MARK}]*|[^\\W_{_SCRIPT}]+(?:['’-][^\\W_{_SCRIPT}]+)*")
@@ -113,6 +114,7 @@ def parse_lyrics(text: str, *, language: str | None = None, duration: float | No
     raw_lines = text.split("\n")
     numbered = ((number, raw) for number, raw in enumerate(raw_lines, 1) if raw and not raw.isspace())
     parsed = [p for p in (reader.read(raw, number) for number, raw in numbered) if p is not None]
+    fmt: Literal["lrc", "text"]
     if any(p.times for p in parsed):
         offset = float(reader.tags.get("offset", "0")) / 1000
         lines = _assemble_lrc(parsed, offset, duration, stats)
@@ -137,7 +139,9 @@ def split_words(text: str, language: str | None) -> tuple[str, ...]:
 
 
 def _is_char_language(language: str | None) -> bool:
-    return bool(language) and re.split(r"[-_]", language.lower(), maxsplit=1)[0] in CHAR_LANGUAGES
+    if not language:
+        return False
+    return re.split(r"[-_]", language.lower(), maxsplit=1)[0] in CHAR_LANGUAGES
 
 
 def _char_mode(text: str, char_language: bool) -> bool:
@@ -255,7 +259,8 @@ def _assemble_lrc(parsed: list[_Line], offset: float, duration: float | None,
     entries = _first_at_each_time(sorted(_timed_entries(parsed, stats), key=itemgetter(0)), stats)
     starts = [_shift(t, offset, stats) for t, _ in entries]
     limit = math.inf if duration is None else duration + DURATION_SLACK_SECONDS
-    lines, late = [], []  # late: (input line, time) of every time past the end of the audio
+    lines: list[LyricLine] = []
+    late: list[tuple[int, float]] = []  # (input line, time) of every time past the end of the audio
     for i, (start, line) in enumerate(entries):
         words = _place_words(line, start - line.times[0] - offset, stats)
         late.extend((line.number, t) for t in (starts[i], *(w.start for w in words)) if t is not None and t > limit)

@@ -113,7 +113,9 @@ class ShardStage(Stage[ShardConfig]):
         return outcomes
 
     def _pack(self, rows: list) -> list[list]:
-        groups, current, size = [], [], 0
+        groups: list[list] = []
+        current: list = []
+        size = 0
         for row in rows:
             if current and (len(current) >= self.config.target_shard_samples
                             or size >= self.config.target_shard_bytes):

@@ -71,10 +71,12 @@ def _clean(value: object) -> object:
     return value
 
 
-def _stat(base: str, rel: str | None) -> list:
+def _stat(base: str, rel: object) -> list:
     """(size, mtime_ns) of an input file, or None; part of the ingest fingerprint."""
     if not rel:
         return [None, None]
+    if not isinstance(rel, str):
+        raise ValueError(f"manifest path {rel!r} must be text, got {type(rel).__name__}")
     fs, inner = resolve_filesystem(rel if "://" in rel else str(Path(base, rel)))
     info = fs.get_file_info(inner)
     if info.type != pafs.FileType.File:

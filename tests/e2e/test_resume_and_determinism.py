@@ -65,7 +65,9 @@ def artifact_hashes(root: Path) -> dict[str, str]:
 
 def run_rows(root: Path, stage: str) -> list[dict]:
     storage = Storage(str(root))
-    return Ledger(storage).run_rows(stage, latest_run(storage)).to_pylist()
+    run_id = latest_run(storage)
+    assert run_id is not None, f"no run under {root}"
+    return Ledger(storage).run_rows(stage, run_id).to_pylist()
 
 
 @pytest.mark.timeout(900)
@@ -95,7 +97,8 @@ def test_deterministic_rerun_and_resume_after_killed_driver(tmp_path, long_songs
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(5)  # a worker may finish the batches already handed to it before it notices
-    done_before = {r["fingerprint"] for r in Ledger(Storage(str(tmp_path / "k" / "out"))).read("standardize").to_pylist()}
+    logged = Ledger(Storage(str(tmp_path / "k" / "out"))).read("standardize")
+    done_before = set(logged["fingerprint"].to_pylist())
     assert 2 <= len(done_before) < SONGS, "the kill must land mid-stage"
 
     run_cli("run", str(killed))

@@ -29,7 +29,8 @@ def s3_root():
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     client.create_bucket(Bucket="corpus")
     # credentials and endpoint travel in the URI, so every Ray worker reaches the same server
-    yield f"s3://testing:testing@corpus/jobs/demo?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1", client
+    query = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+    yield f"s3://testing:testing@corpus/jobs/demo?{query}", client
     server.stop()
 
 

@@ -32,7 +32,7 @@ def build(tmp_path: Path, text: str) -> tuple[dict, str]:
 
 def splits_of(storage: Storage, version: str) -> dict[str, str]:
     index = pq.read_table(storage.full(f"versions/{version}/index.parquet"))
-    return dict(zip(index["song_id"].to_pylist(), index["split"].to_pylist()))
+    return dict(zip(index["song_id"].to_pylist(), index["split"].to_pylist(), strict=False))
 
 
 @pytest.mark.timeout(1200)

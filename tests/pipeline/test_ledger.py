@@ -97,6 +97,6 @@ class _MoveFails:
 def test_atomic_write_leaves_no_partial_file(tmp_path):
     storage = Storage(str(tmp_path))
     storage.fs = _MoveFails(storage.fs)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         storage.write_bytes("a/b.bin", b"data")
     assert list((tmp_path / "a").iterdir()) == []

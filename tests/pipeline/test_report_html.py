@@ -244,5 +244,5 @@ def test_input_is_not_mutated() -> None:
 
 
 def test_non_dict_is_rejected() -> None:
-    with pytest.raises(TypeError, match="report.json dict"):
+    with pytest.raises(TypeError, match=r"report\.json dict"):
         render_report_html([])  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ def test_a_crash_while_writing_leaves_no_shard_that_looks_complete(tmp_path):
     assert list((tmp_path / "s").iterdir()) == []
 
 
-def publish_one(storage: Storage, run_id: str, tag: str = "") -> str:
+def publish_one(storage: Storage, run_id: str, tag: str = "") -> tuple[str, bool]:
     shard = write_shard(storage, f"versions/.staging-{run_id}/d-train-000000.tar", "train", samples(3, tag))
     content = {"dataset": "d", "shards": versions.shard_entries([shard]),
                "splits": {"samples": {"train": 3}, "seconds": {"train": 4.5}}, "stages": {"a": "1"}}

@@ -51,7 +51,7 @@ class ToyStage(Stage[ToyConfig]):
                 os._exit(1)
         same_thread = threading.get_ident() == self.setup_thread
         return Result(
-            {**record, "path": record.get("path", []) + [self.name], "on_setup_thread": same_thread},
+            {**record, "path": [*record.get("path", []), self.name], "on_setup_thread": same_thread},
             audio_seconds=1.0,
         )
 

@@ -25,7 +25,7 @@ def test_root_override():
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    ("text", "expected"),
     [
         (VALID.replace("sample_rate = 44100", "sample_rte = 44100"), "stages.standardize.sample_rte: unknown key"),
         (VALID.replace("sample_rate = 44100", 'sample_rate = "fast"'), "stages.standardize.sample_rate:"),
@@ -60,7 +60,7 @@ SEGMENT = VALID + "[stages.separate]\n[stages.align]\n[stages.segment]\n"
 
 
 @pytest.mark.parametrize(
-    "settings, expected",
+    ("settings", "expected"),
     [
         ("min_seconds = 40.0", "stages.segment.min_seconds: Value error, min_seconds (40) must not exceed max"),
         ("max_seconds = 2.0", "stages.segment.min_seconds: Value error, min_seconds (3) must not exceed max"),

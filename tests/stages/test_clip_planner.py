@@ -77,13 +77,20 @@ def bare_line(index: int, text: str, start: float | None, end: float | None) -> 
     return AlignedLine(index=index, text=text, start=start, end=end, score=None)
 
 
+def span(ln: AlignedLine) -> tuple[float, float]:
+    """(start, end) of a line the test knows to be aligned."""
+    assert ln.start is not None and ln.end is not None, f"line {ln.index} has no times"
+    return ln.start, ln.end
+
+
 def envelope_of(duration: float, lines: list[AlignedLine], loud: float = -20.0,
                 quiet: float = -90.0) -> np.ndarray:
     """A vocal envelope that is loud over every line and quiet elsewhere."""
     times = (np.arange(int(duration / FRAME)) + 0.5) * FRAME
     env = np.full(times.size, quiet)
     for ln in lines:
-        env[(times >= ln.start) & (times < ln.end)] = loud
+        start, end = span(ln)
+        env[(times >= start) & (times < end)] = loud
     return env
 
 
@@ -114,16 +121,18 @@ def check_plan(p: ClipPlan, song_id: str, duration: float, lines: tuple[AlignedL
         assert clip.instrumental == (not clip.line_indices)
         assert clip.text == "\n".join(by_index[i].text for i in clip.line_indices)
         for i in clip.line_indices:
-            assert clip.start <= by_index[i].start and by_index[i].end <= clip.end
+            start, end = span(by_index[i])
+            assert clip.start <= start and end <= clip.end
         for word in clip.words:
             assert 0 <= word.start <= word.end <= clip.end - clip.start + TOL
     for a, b in pairwise(p.clips):
         assert a.end <= b.start + TOL, "clips overlap"
     for ln in lines:  # no clip holds part of a line it does not own
         if ln.index not in dropped or dropped[ln.index] != LINE_UNALIGNED:
+            start, end = span(ln)
             for clip in p.clips:
                 if ln.index not in clip.line_indices:
-                    assert min(clip.end, ln.end) - max(clip.start, ln.start) <= TOL
+                    assert min(clip.end, end) - max(clip.start, start) <= TOL
 
 
 # --- synthetic songs ---------------------------------------------------------------------------
@@ -145,7 +154,7 @@ def test_cuts_fall_in_silence_between_the_true_lines(songs: list[Song]) -> None:
         p = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, SegmentConfig())
         lyric = [c for c in p.clips if not c.instrumental]
         for a, b in pairwise(lyric):
-            gap_start, gap_end = song.lines[a.line_indices[-1]].end, song.lines[b.line_indices[0]].start
+            gap_start, gap_end = span(song.lines[a.line_indices[-1]])[1], span(song.lines[b.line_indices[0]])[0]
             assert gap_start <= a.end <= b.start <= gap_end
         for clip in lyric:
             for t in (clip.start, clip.end):
@@ -180,12 +189,12 @@ def test_instrumental_keep_cuts_intro_and_outro_into_pieces_within_the_limit(son
         p = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, config)
         check_plan(p, song.key, song.duration, song.lines, config)
         assert not p.dropped
-        outro = [c for c in p.clips if c.instrumental and c.start >= song.lines[-1].end]
+        outro = [c for c in p.clips if c.instrumental and c.start >= span(song.lines[-1])[1]]
         assert outro and song.duration - 0.001 < outro[-1].end <= song.duration  # the song's last whole ms
         assert all(c.text == "" and c.words == () for c in outro)
         covered = sum(c.end - c.start for c in outro)
         assert math.isclose(covered, outro[-1].end - outro[0].start)  # the pieces follow one another
-    longest_outro = max(s.duration - s.lines[-1].end for s in songs)
+    longest_outro = max(s.duration - span(s.lines[-1])[1] for s in songs)
     assert longest_outro > 30  # so some outro needed more than one piece
     p = plan_clips(songs[0].key, songs[0].duration, songs[0].lines, songs[0].envelope, FRAME, config)
     assert sum(c.instrumental for c in p.clips) >= 2

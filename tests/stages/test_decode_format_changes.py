@@ -19,6 +19,7 @@ from songcorpus.schemas.stage_configs import StandardizeConfig
 from songcorpus.stages import standardize as standardize_module
 from songcorpus.stages.audio_io import held_seconds, ogg_links, probe_audio, read_flac
 from songcorpus.stages.standardize import StandardizeStage
+from tests.recordtools import ingested
 from tests.stages.hostile_inputs import (
     CHAINED_OGG_LINKS,
     _encode,
@@ -40,11 +41,12 @@ def standardize(tmp_path: Path, name: str, data: bytes, max_seconds: float = 600
     """Run the stage on ``data`` as ingest would hand it over; the FLAC it wrote, as ``(channels, samples)``."""
     path = tmp_path / name
     path.write_bytes(data)
-    record = {"song_id": name.replace(".", "_"), "source_path": str(path),
-              "source_duration": probe_audio(data).duration}
+    song_id = name.replace(".", "_")
+    song = ingested(song_id, source_path=str(path), source_duration=probe_audio(data).duration)
+    record = song.model_dump(mode="json")
     storage = Storage(str(tmp_path / "out"))
     stage = StandardizeStage(StandardizeConfig(min_seconds=1.0, max_seconds=max_seconds), StageContext(storage))
-    result = stage.process(record["song_id"], record, f"fp-{record['song_id']}")
+    result = stage.process(song_id, record, f"fp-{song_id}")
     audio, rate = read_flac(storage.read_bytes(result.record["audio"]))
     assert rate == RATE and audio.shape[0] == 2
     assert result.record["duration"] == pytest.approx(audio.shape[1] / RATE, abs=1e-5)
@@ -69,7 +71,7 @@ def peak_hz(x: np.ndarray, rate: int) -> float:
 
 def decoded_alone(data: bytes) -> np.ndarray:
     """``(channels, samples)`` of one part file, decoded by FFmpeg at its own rate and layout."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         return np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
 
 

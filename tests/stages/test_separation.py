@@ -46,7 +46,7 @@ def test_smoke_model_loads_through_demucs_and_is_deterministic(smoke_repo, tmp_p
 
 
 def test_unknown_model_names_the_fix(smoke_repo):
-    with pytest.raises(ValueError, match="stages.separate.repo"):
+    with pytest.raises(ValueError, match=r"stages\.separate\.repo"):
         load_separator("htdemucs_nonexistent", smoke_repo)
 
 
@@ -55,7 +55,7 @@ def test_batched_separation_matches_stock_apply_model(model):
     mixes = [torch.randn(2, int(RATE * s), generator=gen) * 0.1 for s in (17.3, 9.0, 2.5)]
     results = separate(model, mixes, settings(batch_segments=4))
     vocal = model.sources.index("vocals")
-    for mix, (vocals, rest) in zip(mixes, results):
+    for mix, (vocals, rest) in zip(mixes, results, strict=False):
         reference = apply_model(model, mix[None], split=True, overlap=0.25, shifts=0)[0]
         assert vocals.shape == mix.shape
         assert torch.allclose(vocals, reference[vocal], atol=1e-6)
@@ -253,5 +253,5 @@ def test_warm_up_finds_a_batch_that_fits_before_the_first_song(tmp_path, smoke_r
     stage._warm_up()
     assert stage.settings.batch_segments == 4
     monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(0))
-    with pytest.raises(ValueError, match="stages.separate.segment"):
+    with pytest.raises(ValueError, match=r"stages\.separate\.segment"):
         stage._warm_up()

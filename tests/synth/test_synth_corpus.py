@@ -8,6 +8,7 @@ import itertools
 import json
 import re
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pyarrow.csv as pacsv
@@ -19,7 +20,13 @@ from songcorpus.synth.accompaniment import FLUIDSYNTH_MISSING, MissingToolError
 from songcorpus.synth.cli import add_synth_parser, run_synth
 from songcorpus.synth.corpus import MANIFEST_COLUMNS, make_corpus
 
-SHORT = {"min_seconds": 12.0, "max_seconds": 16.0}
+
+class _SongLengths(TypedDict):
+    min_seconds: float
+    max_seconds: float
+
+
+SHORT: _SongLengths = {"min_seconds": 12.0, "max_seconds": 16.0}
 LRC_LINE = re.compile(r"^\[(\d{2}):(\d{2}\.\d{2})\](.*)$")
 
 
@@ -118,9 +125,9 @@ def test_lyrics_files_match_truth(corpora: dict[str, Path]) -> None:
     for truth in _truths(root):
         lrc = (root / truth["paths"]["lrc"]).read_text().splitlines()
         assert f"[ar:{truth['artist']}]" in lrc and f"[ti:{truth['title']}]" in lrc
-        timed = [LRC_LINE.match(row) for row in lrc if LRC_LINE.match(row)]
+        timed = [m for row in lrc if (m := LRC_LINE.match(row))]
         assert [m.group(3) for m in timed] == [line["text"] for line in truth["lines"]]
-        for match, line in zip(timed, truth["lines"]):
+        for match, line in zip(timed, truth["lines"], strict=False):
             assert abs(int(match.group(1)) * 60 + float(match.group(2)) - line["start"]) <= 0.01
         txt = (root / truth["paths"]["txt"]).read_text().splitlines()
         assert txt == [line["text"] for line in truth["lines"]]

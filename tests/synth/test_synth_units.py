@@ -88,9 +88,14 @@ def test_lrc_formatting_and_atomic_write(tmp_path) -> None:
         "[00:01.50]la la",
     ]
     target = tmp_path / "sub" / "x.txt"
-    with pytest.raises(RuntimeError), writers.atomic_path(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("crash")
+
+    def crash_while_writing() -> None:
+        with writers.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        crash_while_writing()
     assert list((tmp_path / "sub").iterdir()) == []
     writers.write_text(target, "done")
     assert target.read_text() == "done" and list((tmp_path / "sub").iterdir()) == [target]
