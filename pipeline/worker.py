@@ -63,7 +63,7 @@ class StageWorker:
         self.config_fields = task.config.fingerprint_fields()
         self.stage = task.stage_cls(task.config, StageContext(storage, task.input_base, task.run_id))
         self.stage.setup()
-        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_name = f"{socket.gethostname()}:{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         items = [
