@@ -36,6 +36,10 @@ TOKEN_HELP = (
 )
 
 
+#: What Ray raises for a missing or wrong token (None on a Ray without token authentication).
+_AUTH_ERROR: type[BaseException] | None = getattr(ray.exceptions, "AuthenticationError", None)
+
+
 class ClusterConnectionError(ValueError):
     """The cluster address is malformed, unreachable or refuses this process; the message says what to do."""
 
@@ -96,11 +100,12 @@ def parse_gcs_address(address: str, source: str = "") -> tuple[str, int]:
             f"default). To hand the job to the job server instead, use {submit}"
         )
     if address.startswith("ray://"):
+        # Besides the driver's own files: the Ray Client server of Ray 2.60 (grpcio 1.85) crashed in
+        # gRPC's fork handling when it started the driver, tried on a loopback head.
         raise ClusterConnectionError(
-            f"Ray address {address!r}{source} is a Ray Client address, which songcorpus does not use: the driver "
-            "writes the ledger and reports itself and must run inside the cluster, and the Ray Client "
-            "server of Ray 2.60 crashed starting a driver when tried. From outside the cluster use "
-            f"{submit}; on a cluster node use --address HEAD:{DEFAULT_GCS_PORT}"
+            f"Ray address {address!r}{source} is a Ray Client address, which songcorpus does not use: the "
+            "driver writes the ledger and the report itself, so it runs inside the cluster. From outside "
+            f"the cluster use {submit}; on a cluster node use --address HEAD:{DEFAULT_GCS_PORT}"
         )
     host, sep, port_text = address.rpartition(":")
     host = host.strip("[]")  # [IPv6]:port
@@ -128,7 +133,7 @@ def check_cluster_address(address: str, source: str = "", timeout_s: float = PRO
     error = _gcs_call_error(address, timeout_s)
     if error is None:
         return
-    if type(error).__name__ == "AuthenticationError":
+    if _AUTH_ERROR is not None and isinstance(error, _AUTH_ERROR):
         mode = os.environ.get("RAY_AUTH_MODE")
         if (mode or "").lower() != "token":
             raise ClusterConnectionError(
