@@ -55,9 +55,12 @@ def fit_resources(requests: dict[str, Resources], cpus: float, gpus: float) -> l
             )
     gpu_demand = sum(r.num_gpus * r.min_workers for r in requests.values())
     if gpu_demand > gpus + 1e-9:
+        askers = {name: res for name, res in requests.items() if res.num_gpus > 0}
+        asks = ", ".join(f"{name}: {r.num_gpus:g} GPU x {r.min_workers} worker(s)" for name, r in askers.items())
+        keys = "; ".join(f"stages.{name}.resources.num_gpus or stages.{name}.resources.min_workers" for name in askers)
         raise ResourcePlanError(
-            f"stages need {gpu_demand:g} GPUs for their minimum workers but the cluster has {gpus:g}; "
-            "lower resources.min_workers or resources.num_gpus"
+            f"stages need {gpu_demand:g} GPUs for their minimum workers ({asks}) but the cluster has {gpus:g}; "
+            f"lower {keys} (a fraction of a GPU lets workers share one), or add GPU nodes"
         )
     budget = cpus - READ_TASK_CPUS
     demand = sum(r.num_cpus * r.min_workers for r in requests.values())

@@ -30,6 +30,15 @@ def test_too_many_gpu_workers_refused():
         fit_resources({"a": Resources(num_gpus=1, min_workers=3)}, cpus=8, gpus=2)
 
 
+def test_more_gpus_than_the_cluster_has_names_the_keys_to_change():
+    with pytest.raises(ResourcePlanError, match="need 2 GPUs") as caught:
+        fit_resources({"standardize": Resources(), "separate": Resources(num_gpus=2)}, cpus=8, gpus=1)
+    message = str(caught.value)
+    assert "(separate: 2 GPU x 1 worker(s))" in message and "the cluster has 1;" in message
+    assert "stages.separate.resources.num_gpus or stages.separate.resources.min_workers" in message
+    assert "standardize" not in message
+
+
 def test_absurd_fan_out_refused():
     with pytest.raises(ResourcePlanError, match="min_workers"):
         fit_resources({s: Resources(num_cpus=1, min_workers=40) for s in "ab"}, cpus=2, gpus=0)
