@@ -140,6 +140,9 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
     if not verbose:
         log.info("worker output (library chatter, tracebacks of failed items) is in Ray's logs on each node "
                  "(/tmp/ray/session_latest/logs); warnings are counted in the report; --verbose shows it all")
+    phases = split_phases(classes)
+    for phase in phases:  # preflight: a request the cluster cannot meet stops the job before any work
+        fit_resources({cls.name: configs[cls.name].resources for cls in phase}, cluster.cpus, cluster.gpus)
     session = RunSession(
         storage, cluster, run_id, max_attempts=job.runtime.max_attempts,
         stall_timeout_s=job.runtime.stall_timeout_s, input_base=source.input_base, job=job.model_dump(mode="json"),
@@ -151,7 +154,7 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
     status = "failed"
     try:
         with session:
-            for phase in split_phases(classes):
+            for phase in phases:
                 rows = session.phase([(cls, configs[cls.name]) for cls in phase], rows)
         status = "completed"
     except StallError:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import ray
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 #: Seconds allowed for each check of a cluster address (TCP connect, then one GCS call).
@@ -40,7 +42,7 @@ TOKEN_HELP = (
 _AUTH_ERROR: type[BaseException] | None = getattr(ray.exceptions, "AuthenticationError", None)
 
 
-class ClusterConnectionError(ValueError):
+class ClusterConnectionError(UserError):
     """The cluster address is malformed, unreachable or refuses this process; the message says what to do."""
 
 
@@ -160,7 +162,7 @@ def _gcs_call_error(address: str, timeout_s: float) -> BaseException | None:
     thread (it releases the GIL) and a wait past ``timeout_s`` counts as "not a GCS".
     """
     try:
-        from ray._raylet import GcsClient  # private; without it ray.init does the (slow) checking
+        from ray._raylet import GcsClient  # type: ignore[attr-defined]  # private (a Cython module without stubs); without it ray.init does the slow checking
     except ImportError:
         return None
     outcome: list[BaseException | None] = []

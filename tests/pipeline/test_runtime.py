@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from songcorpus.pipeline.runtime import (
     ClusterConnectionError,
     check_cluster_address,
@@ -60,7 +61,7 @@ def test_nothing_listening_fails_at_once_and_says_how_to_start_a_head():
 
 
 def test_an_unknown_host_fails_at_once():
-    with pytest.raises(ClusterConnectionError, match="cannot reach a Ray head at 'no-such-head.invalid:6379'"):
+    with pytest.raises(ClusterConnectionError, match=r"cannot reach a Ray head at 'no-such-head\.invalid:6379'"):
         check_cluster_address("no-such-head.invalid:6379", timeout_s=2)
 
 
