@@ -136,7 +136,10 @@ class ShardStage(Stage[ShardConfig]):
             "splits": {"key": "group (artist/work when given, else song)", "fractions": self.config.splits,
                        "samples": dict(per_split), "seconds": {k: round(v, 3) for k, v in seconds.items()}},
             "stages": self.context.stage_identities,
-            "job": {k: v for k, v in job.items() if k in ("name", "input", "stages")},
+            # resources never change the data, so the same job gives the same id on a laptop and a cluster
+            "job": {"name": job.get("name"), "input": job.get("input"), "stages": {
+                name: {k: v for k, v in cfg.items() if k != "resources"}
+                for name, cfg in (job.get("stages") or {}).items() if cfg is not None}},
             "rejects": self.context.rejects,
             "languages": dict(Counter(r[2].get("language") or "unknown" for r in rows)),
         }
