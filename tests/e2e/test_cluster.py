@@ -263,7 +263,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_the_cluster_run_gives_the_embedded_ray_version_id(
     submitted: Submitted, cluster: LoopbackCluster, tmp_path: Path
 ):
@@ -279,7 +279,7 @@ def test_the_cluster_run_gives_the_embedded_ray_version_id(
     assert embedded == on_cluster
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_a_submitted_job_survives_losing_a_worker_node(submitted: Submitted, cluster: LoopbackCluster):
     """The same job into a new root; the CPU worker is killed while the streamed stages run on it.
 
