@@ -86,11 +86,9 @@ class Ledger:
         return f"ledger/{stage}"
 
     def append(self, run_id: str, stage: str, version: int, outcomes: list[Outcome]) -> None:
-        self.append_rows(stage, [outcome_row(run_id, stage, version, o) for o in outcomes])
-
-    def append_rows(self, stage: str, rows: list[dict]) -> None:
-        """Write ``rows`` (ledger rows as dicts) as one new part."""
-        if rows:
+        """Write ``outcomes`` as one new part."""
+        if outcomes:
+            rows = [outcome_row(run_id, stage, version, o) for o in outcomes]
             self.append_table(stage, pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA))
 
     def append_table(self, stage: str, table: pa.Table) -> None:
