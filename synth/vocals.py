@@ -43,7 +43,10 @@ _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
 
 _BASE_VOICES: dict[str, tuple[str, ...]] = {"en": ("en-us", "en"), "es": ("es", "es-419"), "de": ("de",)}
-_VARIANTS = ("", "+f2", "+f3", "+f4", "+m2", "+m3", "+m4")
+# Variants whose files set neither ``breath`` nor ``klatt``. Those two draw noise from espeak-ng's own
+# generator, which espeak_Initialize seeds from the clock (``espeak_srand(time(NULL))``, a symbol the
+# library does not export): a breathy +f2 or +f3 line came out different in every process.
+_VARIANTS = ("", "+f1", "+f4", "+linda", "+m1", "+m2", "+m3", "+m4")
 # Samples quieter than this (int16) count as silence when trimming a line (-40 dBFS).
 _SILENCE_THRESHOLD = 328
 # Vibrato depth is kept small enough that no sample moves by more than ~1.5 ms.

@@ -1,0 +1,1 @@
+"""Trainers on Ray Train, checkpoints, model artifacts and their registry."""
