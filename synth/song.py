@@ -24,6 +24,7 @@ SAMPLE_RATE = 44100
 REFERENCE_RMS_DBFS = -20.0  # each stem is brought to this RMS before its gain is applied
 PEAK_DBFS = -1.0  # the mixture's peak after normalisation; headroom for lossy encoders
 _FADE_OUT_SECONDS = 2.0
+LOUD_BACKING_SHARE = 0.3  # songs whose accompaniment is 2-8 dB louder than the voice
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,11 @@ def make_song(out_dir: Path, index: int, seed: int, settings: SynthSettings) -> 
     long_gap = rng.random(len(lyrics)) < 0.35
     gaps = np.where(long_gap, rng.uniform(1.2, 2.5, len(lyrics)), rng.uniform(0.3, 0.9, len(lyrics)))
     vibrato_hz, vibrato_cents = float(rng.uniform(4.5, 6.5)), float(rng.uniform(20.0, 50.0))
-    vocals_db, accomp_db = float(rng.uniform(0.0, 4.0)), float(rng.uniform(-6.0, 0.0))
+    # Most songs put the voice on top; some bury it under a louder backing, which separation and
+    # alignment must survive too.
+    loud_backing = bool(rng.random() < LOUD_BACKING_SHARE)
+    vocals_db = float(rng.uniform(-2.0, 0.0) if loud_backing else rng.uniform(0.0, 4.0))
+    accomp_db = float(rng.uniform(2.0, 6.0) if loud_backing else rng.uniform(-6.0, 0.0))
     arrangement = accompaniment.make_arrangement(rng, artist.genre)
 
     placed = _place_lines(
@@ -224,6 +229,7 @@ def make_song(out_dir: Path, index: int, seed: int, settings: SynthSettings) -> 
         "gains": {
             "vocals_db": _t(vocals_db),
             "accomp_db": _t(accomp_db),
+            "loud_backing": loud_backing,
             "reference_rms_dbfs": REFERENCE_RMS_DBFS,
             "peak_dbfs": PEAK_DBFS,
             "peak_scale": _t(scale),

@@ -7,6 +7,9 @@ import hashlib
 import itertools
 import json
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import TypedDict
 
@@ -40,10 +43,17 @@ def _hashes(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Four small corpora: the same seed twice (different workers), a 1-song prefix, another seed."""
+    """Four small corpora: the same seed twice (different workers and processes), a 1-song prefix, another seed.
+
+    ``b`` is made by the CLI in a process of its own, started at another second than ``a``'s workers:
+    whatever a library seeds from the clock or carries between calls shows up as different bytes.
+    """
     base = tmp_path_factory.mktemp("synth")
     make_corpus(base / "a", 3, seed=0, workers=2, **SHORT)
-    make_corpus(base / "b", 3, seed=0, workers=1, **SHORT)
+    time.sleep(1.0)
+    cli = [sys.executable, "-m", "songcorpus", "synth", "--songs", "3", "--seed", "0", "--workers", "1"]
+    lengths = ["--min-seconds", str(SHORT["min_seconds"]), "--max-seconds", str(SHORT["max_seconds"])]
+    subprocess.run([*cli, *lengths, "--out", str(base / "b")], check=True, capture_output=True)
     make_corpus(base / "prefix", 1, seed=0, workers=1, **SHORT)
     make_corpus(base / "other", 1, seed=1, languages=("de",), formats=("ogg",), workers=1, **SHORT)
     return {name: base / name for name in ("a", "b", "prefix", "other")}

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -35,6 +39,26 @@ def test_render_is_repeatable_and_trimmed() -> None:
     assert np.abs(first.audio[:100]).max() > 0.002 and np.abs(first.audio[-100:]).max() > 0.002  # trimmed
     with pytest.raises(ValueError, match="no voice"):
         vocals.render_line("hello", vocals.VoiceSpec("xx-nope"))
+
+
+_VOICE_DIGESTS = """
+import hashlib, json
+from songcorpus.synth import vocals
+voices = [v for language in ("en", "es", "de") for v in vocals.available_voices(language)]
+line = "the night is calling me home again"
+print(json.dumps({v: hashlib.sha256(vocals.render_line(line, vocals.VoiceSpec(v)).audio.tobytes()).hexdigest()
+                  for v in voices}))
+"""
+
+
+def test_every_voice_sings_the_same_bytes_in_every_process() -> None:
+    """Two fresh processes a second apart: espeak-ng seeds its noise from the clock, so no voice may use it."""
+    first = subprocess.run([sys.executable, "-c", _VOICE_DIGESTS], check=True, capture_output=True, text=True)
+    time.sleep(1.0)
+    second = subprocess.run([sys.executable, "-c", _VOICE_DIGESTS], check=True, capture_output=True, text=True)
+    digests = json.loads(first.stdout)
+    assert len(digests) >= 3 * 8
+    assert digests == json.loads(second.stdout)
 
 
 def test_lyrics_repeat_the_chorus_and_respect_word_counts() -> None:
