@@ -59,15 +59,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_models_smoke(args: argparse.Namespace) -> int:
-    from .stages.demucs_models import SMOKE_MODEL, build_smoke_repo
-
-    repo = build_smoke_repo(args.out / "demucs", SMOKE_MODEL, seed=args.seed)
-    print(f"Demucs smoke model {SMOKE_MODEL!r} in {repo}")
-    print(f'use it with: [stages.separate] model = "{SMOKE_MODEL}" repo = "{repo}"')
-    return 0
-
-
 def _evaluate(args: argparse.Namespace, evaluate: Callable[[str, Path], dict], rel: str) -> dict | None:
     """Run an evaluator against ``--truth`` (default ROOT/synth), save its result under ROOT, or say why not."""
     import json
@@ -157,6 +148,7 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .models_cli import add_models_parser
     from .pipeline.versions import MIN_ID_PREFIX
     from .synth.cli import add_synth_parser
 
@@ -241,18 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--root", required=True, help="output root of the job")
         p.set_defaults(func=_cmd_versions)
 
-    models = sub.add_parser("models", help="offline test models", description="Models for offline runs.")
-    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    smoke = models_sub.add_parser(
-        "smoke",
-        help="build tiny random models in each library's own format",
-        description="Build small randomly initialised models (Demucs HTDemucs) and save them in the library's "
-        "own repository format under OUT, so jobs load them through the real loading code with no network. "
-        "Their outputs are meaningless; runs that use them say so in their report.",
-    )
-    smoke.add_argument("--out", type=Path, required=True, help="folder for the model repositories")
-    smoke.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    smoke.set_defaults(func=_cmd_models_smoke)
+    add_models_parser(sub)
     return parser
 
 
