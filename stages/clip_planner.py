@@ -4,8 +4,9 @@ SongCreator trains on clips of at most 30 s that never split a lyric line. The p
 three passes over the lines sorted by time:
 
 1. Lines with unusable times are dropped; lines that touch or overlap are grouped, since no cut
-   can fall between them; a group longer than the clip limit is dropped and splits the song into
-   independent *runs* (no clip may reach across a dropped line).
+   can fall between them. Each group is widened to the vocal silences around it (an aligner may end
+   a line's last word early), never past a neighbour. A group longer than the clip limit is dropped
+   and splits the song into independent *runs* (no clip may reach across a dropped line).
 2. Each run is packed greedily into clips as long as the limit allows. Between two consecutive
    groups the cut is the quietest envelope frame in the gap; a clip extends past its outer lines by
    at most ``pad_seconds`` and never past a cut. A clip below ``min_seconds`` takes lines from the
@@ -77,11 +78,14 @@ class _Run:
 
 
 def plan_clips(song_id: str, duration: float, lines: Sequence[AlignedLine], activity_db: np.ndarray,
-               frame_seconds: float, config: SegmentConfig) -> ClipPlan:
+               frame_seconds: float, config: SegmentConfig, *, silence_db: float) -> ClipPlan:
     """Cut one song into clips; every line ends up in exactly one clip or in ``dropped``.
 
     ``activity_db`` is the vocal-activity envelope (dBFS per frame of ``frame_seconds``, frame ``k``
-    covering ``[k*f, (k+1)*f)``); cuts go at its quietest frame between two lines. Clip bounds are
+    covering ``[k*f, (k+1)*f)``); frames below ``silence_db`` are silent. An aligner can place a
+    line's last word too early (or its first too late), so each group of lines reaches on to the
+    first silence of at least ``min_silence_seconds`` after it (before it), or to the next (previous)
+    line when there is none; cuts go at the quietest frame between two groups. Clip bounds are
     rounded to the millisecond, so the song is planned up to its last whole millisecond: a rounded
     clip then never ends past the audio.
     """
@@ -92,6 +96,8 @@ def plan_clips(song_id: str, duration: float, lines: Sequence[AlignedLine], acti
     occupied: Spans = []  # song time that holds a line: never instrumental
     spans: list[tuple[float, float, tuple[AlignedLine, ...]]] = []
     groups = _group_lines(_valid_lines(lines, duration, dropped), config.min_gap_seconds)
+    silences = _Silences.of(envelope, silence_db, frame_seconds, config.min_silence_seconds)
+    groups = _to_silence(groups, silences, duration)
     for run in _runs(groups, duration, envelope, frame_seconds, config, dropped, occupied):
         for a, b in _pack(run, config.min_seconds, dropped, occupied):
             start, end = run.extent(a, b)
@@ -147,6 +153,55 @@ def _group_lines(lines: list[AlignedLine], min_gap: float) -> list[_Group]:
             groups.append([line])
             end = line_end
     return [_Group(tuple(g), _times(g[0])[0], max(_times(ln)[1] for ln in g)) for g in groups]
+
+
+@dataclass(frozen=True)
+class _Silences:
+    """Where the vocal envelope is silent for at least ``width`` frames in a row."""
+
+    starts: np.ndarray  # starts[k]: frames k .. k+width-1 are all silent (frames past the end count as silent)
+    width: int
+    frame: float
+
+    @classmethod
+    def of(cls, envelope: np.ndarray, silence_db: float, frame: float, min_seconds: float) -> _Silences:
+        width = max(1, math.ceil(min_seconds / frame - _EPS))
+        silent = np.concatenate([envelope < silence_db, np.ones(width, dtype=bool)]).astype(np.int64)
+        sums = np.concatenate([[0], np.cumsum(silent)])
+        return cls((sums[width : width + envelope.size + 1] - sums[: envelope.size + 1]) == width, width, frame)
+
+    def after(self, t: float) -> float:
+        """Start of the first silence at or after ``t`` (``t`` itself when it lies in one)."""
+        first = min(int(t / self.frame), self.starts.size - 1)
+        k = first + int(np.argmax(self.starts[first:]))  # the last entry is past the envelope: always silent
+        return max(t, k * self.frame)
+
+    def before(self, t: float) -> float:
+        """End of the last silence that ends at or before ``t`` (``t`` itself when it lies in one; else 0)."""
+        k = int(t / self.frame + _EPS)  # the frame holding t
+        if k >= self.starts.size - 1:  # past the envelope's end: silent
+            return t
+        found = np.flatnonzero(self.starts[: max(k - self.width + 2, 0)])
+        return min(t, (found[-1] + self.width) * self.frame) if found.size else 0.0
+
+
+def _to_silence(groups: list[_Group], silences: _Silences, duration: float) -> list[_Group]:
+    """Widen each group to the silences around it, never past its neighbours' lines.
+
+    Where no silence separates two groups, the first one reaches to the second one's start.
+    """
+    widened = []
+    for i, group in enumerate(groups):
+        floor = groups[i - 1].end if i > 0 else 0.0
+        cap = groups[i + 1].start if i + 1 < len(groups) else duration
+        start = min(max(silences.before(group.start), floor), group.start)
+        end = max(min(silences.after(group.end), cap), group.end)
+        widened.append(_Group(group.lines, start, end))
+    for i, (g, h) in enumerate(pairwise(widened)):
+        if g.end > h.start:  # no silence between them
+            meet = groups[i + 1].start
+            widened[i], widened[i + 1] = _Group(g.lines, g.start, meet), _Group(h.lines, meet, h.end)
+    return widened
 
 
 def _runs(groups: list[_Group], duration: float, envelope: np.ndarray, frame: float,

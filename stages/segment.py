@@ -23,7 +23,9 @@ class SegmentStage(Stage[SegmentConfig]):
     """One song in, its clip plan out (a clip_plan.json artifact); a song with no usable clip is rejected."""
 
     name = "segment"
-    version = 2  # 2: clip_plan.json (was clips.json), word key "word" (was "text"), times to the millisecond
+    # 2: clip_plan.json (was clips.json), word key "word" (was "text"), times to the millisecond
+    # 3: a clip reaches on to the vocal silence after its last line (an early word end no longer cuts it)
+    version = 3
     config_type = SegmentConfig
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
@@ -32,7 +34,7 @@ class SegmentStage(Stage[SegmentConfig]):
         alignment = Alignment.model_validate_json(storage.read_bytes(song.alignment))
         activity = np.load(io.BytesIO(storage.read_bytes(song.vocal_activity))).astype(np.float32)
         plan = plan_clips(song.song_id, song.duration, alignment.lines, activity, song.vocal_activity_frame_seconds,
-                          self.config)
+                          self.config, silence_db=song.vocal_activity_threshold_db)
         dropped = Counter(reason for reason, _ in plan.dropped)
         if not plan.clips:
             detail = ", ".join(f"{r}: {n}" for r, n in sorted(dropped.items())) or "no aligned lines"

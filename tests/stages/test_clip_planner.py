@@ -94,10 +94,16 @@ def envelope_of(duration: float, lines: list[AlignedLine], loud: float = -20.0,
     return env
 
 
+def planned(song_id: str, duration: float, lines: list[AlignedLine], env: np.ndarray,
+            config: SegmentConfig) -> ClipPlan:
+    """``plan_clips`` with the envelope frame and silence level of these tests."""
+    return plan_clips(song_id, duration, lines, env, FRAME, config, silence_db=SILENT_DB)
+
+
 def plan(song_id: str, duration: float, lines: list[AlignedLine], env: np.ndarray | None = None,
          **config: object) -> ClipPlan:
     env = envelope_of(duration, lines) if env is None else env
-    return plan_clips(song_id, duration, lines, env, FRAME, SegmentConfig(**config))
+    return planned(song_id, duration, lines, env, SegmentConfig(**config))
 
 
 def dropped_lines(p: ClipPlan) -> dict[int, str]:
@@ -141,7 +147,7 @@ def check_plan(p: ClipPlan, song_id: str, duration: float, lines: tuple[AlignedL
 def test_synthetic_songs_are_cut_into_several_clips_keeping_every_line(songs: list[Song]) -> None:
     config = SegmentConfig()
     for song in songs:
-        p = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, config)
+        p = planned(song.key, song.duration, song.lines, song.envelope, config)
         check_plan(p, song.key, song.duration, song.lines, config)
         lyric = [c for c in p.clips if not c.instrumental]
         assert len(lyric) >= 2
@@ -151,7 +157,7 @@ def test_synthetic_songs_are_cut_into_several_clips_keeping_every_line(songs: li
 
 def test_cuts_fall_in_silence_between_the_true_lines(songs: list[Song]) -> None:
     for song in songs:
-        p = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, SegmentConfig())
+        p = planned(song.key, song.duration, song.lines, song.envelope, SegmentConfig())
         lyric = [c for c in p.clips if not c.instrumental]
         for a, b in pairwise(lyric):
             gap_start, gap_end = span(song.lines[a.line_indices[-1]])[1], span(song.lines[b.line_indices[0]])[0]
@@ -164,7 +170,7 @@ def test_cuts_fall_in_silence_between_the_true_lines(songs: list[Song]) -> None:
 
 def test_word_times_are_relative_to_the_clip(songs: list[Song]) -> None:
     song = songs[0]
-    p = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, SegmentConfig())
+    p = planned(song.key, song.duration, song.lines, song.envelope, SegmentConfig())
     for clip in p.clips:
         truth = [w for i in clip.line_indices for w in song.lines[i].words]
         assert len(clip.words) == len(truth)
@@ -176,17 +182,17 @@ def test_word_times_are_relative_to_the_clip(songs: list[Song]) -> None:
 
 def test_the_plan_is_deterministic_whatever_the_line_order(songs: list[Song]) -> None:
     song, config = songs[1], SegmentConfig(instrumental="keep")
-    first = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, config)
-    again = plan_clips(song.key, song.duration, song.lines, song.envelope.copy(), FRAME, config)
+    first = planned(song.key, song.duration, song.lines, song.envelope, config)
+    again = planned(song.key, song.duration, song.lines, song.envelope.copy(), config)
     shuffled = list(song.lines)
     random.Random(0).shuffle(shuffled)
-    assert first == again == plan_clips(song.key, song.duration, shuffled, song.envelope, FRAME, config)
+    assert first == again == planned(song.key, song.duration, shuffled, song.envelope, config)
 
 
 def test_instrumental_keep_cuts_intro_and_outro_into_pieces_within_the_limit(songs: list[Song]) -> None:
     config = SegmentConfig(instrumental="keep")
     for song in songs:
-        p = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, config)
+        p = planned(song.key, song.duration, song.lines, song.envelope, config)
         check_plan(p, song.key, song.duration, song.lines, config)
         assert not p.dropped
         outro = [c for c in p.clips if c.instrumental and c.start >= span(song.lines[-1])[1]]
@@ -196,14 +202,14 @@ def test_instrumental_keep_cuts_intro_and_outro_into_pieces_within_the_limit(son
         assert math.isclose(covered, outro[-1].end - outro[0].start)  # the pieces follow one another
     longest_outro = max(s.duration - span(s.lines[-1])[1] for s in songs)
     assert longest_outro > 30  # so some outro needed more than one piece
-    p = plan_clips(songs[0].key, songs[0].duration, songs[0].lines, songs[0].envelope, FRAME, config)
+    p = planned(songs[0].key, songs[0].duration, songs[0].lines, songs[0].envelope, config)
     assert sum(c.instrumental for c in p.clips) >= 2
 
 
 def test_instrumental_drop_reports_what_it_drops(songs: list[Song]) -> None:
     config = SegmentConfig(instrumental="drop")
     for song in songs:
-        p = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, config)
+        p = planned(song.key, song.duration, song.lines, song.envelope, config)
         check_plan(p, song.key, song.duration, song.lines, config)
         assert not any(c.instrumental for c in p.clips)
         assert [reason for reason, _ in p.dropped].count(INSTRUMENTAL_DROPPED) >= 1
@@ -212,7 +218,7 @@ def test_instrumental_drop_reports_what_it_drops(songs: list[Song]) -> None:
 def test_instrumental_cap_keeps_at_most_the_cap(songs: list[Song]) -> None:
     config = SegmentConfig(instrumental="cap", instrumental_cap_seconds=10.0)
     for song in songs:
-        p = plan_clips(song.key, song.duration, song.lines, song.envelope, FRAME, config)
+        p = planned(song.key, song.duration, song.lines, song.envelope, config)
         check_plan(p, song.key, song.duration, song.lines, config)
         kept = sum(c.end - c.start for c in p.clips if c.instrumental)
         assert 3.0 <= kept <= 10.0 + TOL
@@ -234,7 +240,7 @@ def test_a_40_second_line_is_dropped_and_the_rest_still_gets_clips() -> None:
 def test_unaligned_lines_are_dropped_and_the_others_planned() -> None:
     lines = [line(0, 1, 4), bare_line(1, "not aligned", None, None), bare_line(2, "inverted", 9, 8),
              bare_line(3, "past the end", 18, 25), line(4, 5, 9)]
-    p = plan_clips("s", 20.0, lines, envelope_of(20.0, [lines[0], lines[4]]), FRAME, SegmentConfig())
+    p = planned("s", 20.0, lines, envelope_of(20.0, [lines[0], lines[4]]), SegmentConfig())
     check_plan(p, "s", 20.0, lines, SegmentConfig())
     assert dropped_lines(p) == {1: LINE_UNALIGNED, 2: LINE_UNALIGNED, 3: LINE_UNALIGNED}
     assert [c.line_indices for c in p.clips] == [(0, 4)]
@@ -255,10 +261,28 @@ def test_the_cut_is_the_quietest_frame_in_the_gap_earliest_on_ties() -> None:
     lines = [line(0, 1, 20), line(1, 22, 40)]
     env = envelope_of(45.0, lines, quiet=-40.0)
     env[int(21.4 / FRAME)] = env[int(21.0 / FRAME)] = env[int(21.7 / FRAME)] = -80.0
-    p = plan("s", 45.0, lines, env, pad_seconds=5.0)
+    p = plan("s", 45.0, lines, env, pad_seconds=5.0, min_silence_seconds=FRAME)  # one silent frame is a silence
     first, second = p.clips
     assert math.isclose(first.end, 21.01) and math.isclose(second.start, 21.01)
     assert first.start == 0.0 and second.end == 45.0  # padding stops at the song's edges
+
+
+def test_a_short_alignment_still_gets_its_whole_line() -> None:
+    """The aligner ends line 0 at 7 s and starts line 1 at 16 s; the voice sings 2-9 s and 13-20 s."""
+    sung = [line(0, 2, 9), line(1, 13, 20)]
+    env = envelope_of(30.0, sung)
+    aligned = [line(0, 2, 7), line(1, 16, 20)]
+    p = plan("s", 30.0, aligned, env, pad_seconds=0.25, max_seconds=10.0, min_seconds=1.0)
+    first, second = p.clips
+    assert first.end >= 9.0 and second.start <= 13.0  # both lines whole, as sung
+    assert 9.0 <= first.end <= second.start <= 13.0  # the cut is in the silence between them
+
+
+def test_with_no_silence_between_lines_a_clip_reaches_the_next_line() -> None:
+    lines = [line(0, 2, 7), line(1, 10, 16)]
+    env = envelope_of(20.0, [line(0, 2, 16)])  # the voice never stops between them
+    first, second = plan("s", 20.0, lines, env, pad_seconds=0.25, max_seconds=10.0, min_seconds=1.0).clips
+    assert first.end == 10.0 == second.start
 
 
 def test_padding_never_makes_a_clip_longer_than_the_limit() -> None:
@@ -308,7 +332,8 @@ def test_times_are_on_the_millisecond_grid_and_words_exact_relative_to_the_clip(
     (clip,) = plan("s", 10.0005, lines, pad_seconds=2.13).clips
     assert (clip.start, clip.end) == (0.0, 7.46)
     assert [(w.start, w.end) for w in clip.words] == [(2.13, 2.46), (5.0, 5.33)]
-    intro, sung, outro = plan("s", 10.0005, lines, pad_seconds=0.0, min_seconds=2.0, instrumental="keep").clips
+    silent = np.full(500, -90.0)  # nothing to widen the line to: its own bounds are the clip's
+    intro, sung, outro = plan("s", 10.0005, lines, silent, pad_seconds=0.0, min_seconds=2.0, instrumental="keep").clips
     assert [(c.start, c.end) for c in (intro, sung, outro)] == [(0.0, 2.13), (2.13, 5.33), (5.33, 10.0)]
     assert [(w.start, w.end) for w in sung.words] == [(0.0, 0.33), (2.87, 3.2)]
 
@@ -317,9 +342,9 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="no dots"):
         plan("a.b", 10.0, [])
     with pytest.raises(ValueError, match="duration"):
-        plan_clips("s", math.nan, [], np.zeros(10), FRAME, SegmentConfig())
+        planned("s", math.nan, [], np.zeros(10), SegmentConfig())
     with pytest.raises(ValueError, match="1-D"):
-        plan_clips("s", 10.0, [], np.zeros((2, 10)), FRAME, SegmentConfig())
+        planned("s", 10.0, [], np.zeros((2, 10)), SegmentConfig())
 
 
 def test_missing_envelope_frames_cut_in_the_middle_of_the_gap() -> None:
@@ -345,9 +370,9 @@ def test_random_timings_keep_the_contract(seed: int) -> None:
         min_gap_seconds=rng.choice([0.0, 0.5]),
         instrumental_cap_seconds=rng.choice([0.0, 20.0]),
     )
-    p = plan_clips("s", duration, lines, envelope_of(duration, lines), FRAME, config)
+    p = planned("s", duration, lines, envelope_of(duration, lines), config)
     check_plan(p, "s", duration, lines, config)
-    assert p == plan_clips("s", duration, lines[::-1], envelope_of(duration, lines), FRAME, config)
+    assert p == planned("s", duration, lines[::-1], envelope_of(duration, lines), config)
     if config.instrumental != "keep":
         kept = sum(c.end - c.start for c in p.clips if c.instrumental)
         assert kept <= config.instrumental_cap_seconds + TOL
