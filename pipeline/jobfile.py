@@ -34,16 +34,35 @@ PATH_KEYS = (("root",), ("input", "manifest"), ("input", "directory"), ("input",
              *(("stages", d.name, field) for d in STAGES for field in d.config.path_fields))
 
 
+#: Keys holding model names or local model folders: values that name an existing folder become absolute.
+MODEL_KEYS = tuple(("stages", d.name, field) for d in STAGES for field in d.config.model_ref_fields)
+
+
+def _parent(data: dict, keys: tuple[str, ...]) -> dict | None:
+    parent: object = data  # a nested table, or whatever the user wrote in its place
+    for key in keys[:-1]:
+        parent = parent.get(key) if isinstance(parent, dict) else None
+    return parent if isinstance(parent, dict) else None
+
+
+def _local_folder(value: str, base: Path) -> str:
+    folder = base / value
+    return str(folder.resolve()) if "://" not in value and folder.is_dir() else value
+
+
 def _absolute_paths(data: dict, base: Path) -> None:
     for keys in PATH_KEYS:
-        parent: object = data  # a nested table, or whatever the user wrote in its place
-        for key in keys[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if not isinstance(parent, dict):
-            continue
-        value = parent.get(keys[-1])
-        if isinstance(value, str) and "://" not in value:
+        parent = _parent(data, keys)
+        value = parent.get(keys[-1]) if parent else None
+        if parent and isinstance(value, str) and "://" not in value:
             parent[keys[-1]] = str((base / value).resolve())
+    for keys in MODEL_KEYS:
+        parent = _parent(data, keys)
+        value = parent.get(keys[-1]) if parent else None
+        if parent and isinstance(value, str):
+            parent[keys[-1]] = _local_folder(value, base)
+        elif parent and isinstance(value, dict):
+            parent[keys[-1]] = {k: _local_folder(v, base) if isinstance(v, str) else v for k, v in value.items()}
 
 
 def parse_job(text: str, *, source: str = "<job>", root: str | None = None, base: Path | None = None) -> JobSpec:

@@ -112,7 +112,7 @@ class RunSession:
         run.writer.flush()  # the barrier reads this run's earlier outcomes (rejects by reason)
         finisher = last.cls(last.config, StageContext(
             storage, run.input_base, run.run_id, self.job, stage_identities=self.identities,
-            rejects=_rejects(run.ledger, run.run_id, self.identities),
+            rejects=_rejects(run.ledger, run.run_id, self.identities), notices=list(self.notices),
         ))
         return _hand_off(run, finisher, finisher.finalize(decided.barrier_reused + computed))
 

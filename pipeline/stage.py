@@ -47,6 +47,8 @@ class StageContext:
     stage_identities: dict[str, str] = field(default_factory=dict)
     #: on the driver, for barrier stages: this run's rejections by reason, per stage logged so far
     rejects: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: on the driver, for barrier stages: what the stages so far said a reader must know (e.g. test models)
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -31,6 +31,9 @@ class StageConfig(StrictModel):
 
     #: fields holding local paths, made absolute against the job's folder when the job is read
     path_fields: ClassVar[tuple[str, ...]] = ()
+    #: fields holding model names or local model folders (a string, or a table of them): those that
+    #: name an existing folder are made absolute, the others stay names (e.g. on the Hugging Face hub)
+    model_ref_fields: ClassVar[tuple[str, ...]] = ()
 
     resources: Resources = Resources()
 

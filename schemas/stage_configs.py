@@ -71,6 +71,7 @@ class AlignConfig(StageConfig):
     """WhisperX forced alignment of the known lyrics to the vocals stem."""
 
     path_fields = ("smoke_dir",)
+    model_ref_fields = ("models",)
 
     resources: Resources = Resources(num_cpus=1.0, batch_size=2, max_workers=4)
     models: dict[str, str] = Field(

@@ -30,6 +30,7 @@ from .align_models import SMOKE_ALIGN_MODEL, build_smoke_align_model, provision_
 from .audio_io import read_flac
 from .coarse_align import SAMPLE_RATE, emissions, line_windows
 from .lyrics import LyricsError, parse_lyrics
+from .model_provenance import hf_folder_digest, trained_model_notice
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +73,23 @@ class AlignStage(Stage[AlignConfig]):
                 ) from None
         return self._models[language]
 
-    def weights_hash(self) -> str:
-        """Names the models (and hashes the smoke model's weights) so a model swap re-runs alignment."""
-        h = hashlib.sha256(json.dumps(self.config.models, sort_keys=True).encode())
+    def _local_folders(self) -> list[Path]:
+        """The model folders on this machine (a Hugging Face name is not one), in a fixed order."""
         if self.config.smoke_dir:
-            folder = build_smoke_align_model(Path(self.config.smoke_dir) / SMOKE_ALIGN_MODEL)
-            h.update((folder / "model.safetensors").read_bytes())
+            return [build_smoke_align_model(Path(self.config.smoke_dir) / SMOKE_ALIGN_MODEL)]
+        return sorted({Path(m) for m in self.config.models.values() if Path(m).is_dir()})
+
+    def weights_hash(self) -> str:
+        """Names the models and hashes the weights of local ones, so a model swap or retrain re-runs alignment."""
+        h = hashlib.sha256(json.dumps(self.config.models, sort_keys=True).encode())
+        for folder in self._local_folders():
+            h.update(hf_folder_digest(folder).encode())
         return h.hexdigest()[:32]
 
     def notices(self) -> list[str]:
         if self.config.smoke_dir:
             return [f"align used the smoke-test model {SMOKE_ALIGN_MODEL} (random weights): its timings are not real"]
-        return []
+        return [n for n in (trained_model_notice(self.name, f) for f in self._local_folders()) if n]
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         song = SeparatedSong.model_validate(record)

@@ -22,6 +22,7 @@ from .audio_io import encode_flac, read_flac
 from .audio_stats import frame_rms_db
 from .demucs_models import is_smoke, load_separator, weights_digest
 from .demucs_stream import SeparationSettings, model_segment_seconds, separate_stream, warm_up
+from .model_provenance import trained_model_notice
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class SeparateStage(Stage[SeparateConfig]):
                 (f"separate used the smoke-test model {self.config.model} (random weights, built offline): "
                 "its stems are not real separations")
             ]
-        return []
+        trained = trained_model_notice(self.name, self.config.repo) if self.config.repo else None
+        return [trained] if trained else []
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         result = self.process_batch([(item_id, record, fingerprint)])[0]

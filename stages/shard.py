@@ -107,7 +107,7 @@ class ShardStage(Stage[ShardConfig]):
                            "sha256": e["sha256"], "seconds": e["seconds"]} for _, _, r, e in group]
         shards = assemble_shards(storage, specs, parallel=ray.is_initialized())
         content = self._content(dataset, shards, rows, job)
-        card = render_datacard(content, [r[3]["seconds"] for r in rows], self._notices(job))
+        card = render_datacard(content, [r[3]["seconds"] for r in rows], self.context.notices)
         version_id, _ = publish(storage, staging, content, pa.Table.from_pylist(index), card, self.context.run_id)
         storage.write_bytes("versions/LATEST", version_id.encode())
         return outcomes
@@ -143,13 +143,3 @@ class ShardStage(Stage[ShardConfig]):
             "rejects": self.context.rejects,
             "languages": dict(Counter(r[2].get("language") or "unknown" for r in rows)),
         }
-
-    def _notices(self, job: dict) -> list[str]:
-        notices = []
-        separate = (job.get("stages") or {}).get("separate") or {}
-        if str(separate.get("model", "")).startswith("smoke_"):
-            notices.append(f"stems made by the random smoke-test model {separate['model']}: not real separations")
-        align = (job.get("stages") or {}).get("align") or {}
-        if align.get("smoke_dir"):
-            notices.append("timings made by the random smoke-test alignment model: not real alignments")
-        return notices

@@ -79,3 +79,24 @@ def test_a_segment_config_the_clip_planner_cannot_use_is_refused_when_the_job_is
 
 def test_equal_segment_bounds_are_allowed():
     assert parse_job(SEGMENT + "min_seconds = 30.0\n").stages.segment.min_seconds == 30.0
+
+
+def test_model_folders_become_absolute_and_model_names_stay_names(tmp_path):
+    (tmp_path / "weights" / "aligner").mkdir(parents=True)
+    text = """
+name = "t"
+root = "out"
+[input]
+manifest = "songs.csv"
+[stages.ingest]
+[stages.standardize]
+[stages.separate]
+[stages.align]
+models = { en = "weights/aligner", de = "facebook/wav2vec2-german" }
+"""
+    job = parse_job(text, base=tmp_path)
+    assert job.stages.config("align").models == {
+        "en": str((tmp_path / "weights" / "aligner").resolve()),
+        "de": "facebook/wav2vec2-german",
+    }
+    assert job.root == str((tmp_path / "out").resolve())

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import random
+from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
@@ -94,7 +95,7 @@ def envelope_of(duration: float, lines: list[AlignedLine], loud: float = -20.0,
     return env
 
 
-def planned(song_id: str, duration: float, lines: list[AlignedLine], env: np.ndarray,
+def planned(song_id: str, duration: float, lines: Sequence[AlignedLine], env: np.ndarray,
             config: SegmentConfig) -> ClipPlan:
     """``plan_clips`` with the envelope frame and silence level of these tests."""
     return plan_clips(song_id, duration, lines, env, FRAME, config, silence_db=SILENT_DB)
