@@ -117,6 +117,12 @@ class RunSession:
         return _hand_off(run, finisher, finisher.finalize(decided.barrier_reused + computed))
 
 
+def _job_record(job: JobSpec, configs: dict[str, StageConfig]) -> dict:
+    """What a dataset version records of the job that made it: only what changes the data."""
+    return {"name": job.name, "input": job.input.model_dump(mode="json"),
+            "stages": {name: cfg.fingerprint_fields() for name, cfg in configs.items()}}
+
+
 def run_job(job: JobSpec, job_text: str, *, verbose: bool = False) -> RunResult:
     """Run or resume ``job``. Everything already computed with the same fingerprint is reused."""
     storage = Storage(job.root)
@@ -145,7 +151,7 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
         fit_resources({cls.name: configs[cls.name].resources for cls in phase}, cluster.cpus, cluster.gpus)
     session = RunSession(
         storage, cluster, run_id, max_attempts=job.runtime.max_attempts,
-        stall_timeout_s=job.runtime.stall_timeout_s, input_base=source.input_base, job=job.model_dump(mode="json"),
+        stall_timeout_s=job.runtime.stall_timeout_s, input_base=source.input_base, job=_job_record(job, configs),
         flush_seconds=job.runtime.ledger_flush_seconds,
         identities={cls.name: stage_identity(configs[cls.name].fingerprint_fields(), cls.version) for cls in classes},
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: what a local model folder reads as in a fingerprint (its weights hash says which weights it holds)
+LOCAL_MODEL = "<local folder>"
 
 
 class StrictModel(BaseModel):
@@ -38,5 +42,19 @@ class StageConfig(StrictModel):
     resources: Resources = Resources()
 
     def fingerprint_fields(self) -> dict:
-        """The settings that change the stage's output (everything but resources)."""
-        return self.model_dump(mode="json", exclude={"resources"})
+        """The settings that change the stage's output: everything but resources and where files live.
+
+        Path fields and local model folders only say where model files are; the stage's weights hash
+        covers what is in them. So a moved checkout changes no fingerprint and no version id.
+        """
+        fields = self.model_dump(mode="json", exclude={"resources", *self.path_fields})
+        for name in self.model_ref_fields:
+            fields[name] = _names_only(fields[name])
+        return fields
+
+
+def _names_only(value: object) -> object:
+    """A model reference with local folders (absolute once the job is read) replaced by a marker."""
+    if isinstance(value, dict):
+        return {k: _names_only(v) for k, v in value.items()}
+    return LOCAL_MODEL if isinstance(value, str) and PurePath(value).is_absolute() else value

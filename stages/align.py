@@ -73,23 +73,22 @@ class AlignStage(Stage[AlignConfig]):
                 ) from None
         return self._models[language]
 
-    def _local_folders(self) -> list[Path]:
-        """The model folders on this machine (a Hugging Face name is not one), in a fixed order."""
+    def _local_folders(self) -> dict[str, Path]:
+        """Language (``*`` for the smoke model) -> model folder on this machine; hub names are not folders."""
         if self.config.smoke_dir:
-            return [build_smoke_align_model(Path(self.config.smoke_dir) / SMOKE_ALIGN_MODEL)]
-        return sorted({Path(m) for m in self.config.models.values() if Path(m).is_dir()})
+            return {"*": build_smoke_align_model(Path(self.config.smoke_dir) / SMOKE_ALIGN_MODEL)}
+        return {lang: Path(m) for lang, m in sorted(self.config.models.items()) if Path(m).is_dir()}
 
     def weights_hash(self) -> str:
-        """Names the models and hashes the weights of local ones, so a model swap or retrain re-runs alignment."""
-        h = hashlib.sha256(json.dumps(self.config.models, sort_keys=True).encode())
-        for folder in self._local_folders():
-            h.update(hf_folder_digest(folder).encode())
-        return h.hexdigest()[:32]
+        """Hashes the weights of local models (hub names are in the config), so a retrain re-runs alignment."""
+        folders = {lang: hf_folder_digest(folder) for lang, folder in self._local_folders().items()}
+        return hashlib.sha256(json.dumps(folders, sort_keys=True).encode()).hexdigest()[:32]
 
     def notices(self) -> list[str]:
         if self.config.smoke_dir:
             return [f"align used the smoke-test model {SMOKE_ALIGN_MODEL} (random weights): its timings are not real"]
-        return [n for n in (trained_model_notice(self.name, f) for f in self._local_folders()) if n]
+        folders = sorted(set(self._local_folders().values()))
+        return [n for n in (trained_model_notice(self.name, f) for f in folders) if n]
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         song = SeparatedSong.model_validate(record)

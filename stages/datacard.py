@@ -47,8 +47,7 @@ def render_datacard(content: dict, clip_seconds: list[float], notices: list[str]
                      f"{stages['separate'].get('accompaniment')}")
     if stages.get("align"):
         models = stages["align"].get("models") or "WhisperX defaults"
-        smoke = " (smoke-test model)" if stages["align"].get("smoke_dir") else ""
-        lines.append(f"- alignment: WhisperX, models {models}{smoke}")
+        lines.append(f"- alignment: WhisperX, models {models}")
     if stages.get("segment"):
         lines.append(f"- clips: at most {stages['segment'].get('max_seconds')} s, never splitting a lyric line")
     lines += [f"- stage `{name}`: identity `{ident}`" for name, ident in content["stages"].items()]

@@ -136,10 +136,8 @@ class ShardStage(Stage[ShardConfig]):
             "splits": {"key": "group (artist/work when given, else song)", "fractions": self.config.splits,
                        "samples": dict(per_split), "seconds": {k: round(v, 3) for k, v in seconds.items()}},
             "stages": self.context.stage_identities,
-            # resources never change the data, so the same job gives the same id on a laptop and a cluster
-            "job": {"name": job.get("name"), "input": job.get("input"), "stages": {
-                name: {k: v for k, v in cfg.items() if k != "resources"}
-                for name, cfg in (job.get("stages") or {}).items() if cfg is not None}},
+            # only what changes the data: the same job gives the same id on a laptop, a cluster, another checkout
+            "job": job,
             "rejects": self.context.rejects,
             "languages": dict(Counter(r[2].get("language") or "unknown" for r in rows)),
         }
