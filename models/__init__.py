@@ -1,1 +1,1 @@
-"""Networks and their math (BEST-RQ, quantizers, DSLM) as pure torch; no Ray, no files. Arrives with the tokenizer."""
+"""Networks and their math as pure torch, one sub-package each; no Ray, no files. ``bestrq``: the tokenizer network."""
