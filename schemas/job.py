@@ -60,6 +60,7 @@ class SynthInput(StrictModel):
     seed: int = 0
     min_seconds: float = Field(20.0, gt=0)
     max_seconds: float = Field(40.0, gt=0)
+    languages: tuple[str, ...] = Field(("en",), min_length=1, description="lyric languages, dealt to artists in turn")
 
 
 class InputSpec(StrictModel):

@@ -81,12 +81,17 @@ def _cmd_eval_separation(args: argparse.Namespace) -> int:
     result = _evaluate(args, evaluate_root, "eval/separation.json")
     if result is None:
         return 2
-    print(f"{'song':<24}{'vocals SDR':>12}{'accomp SDR':>12}")
+    nan = float("nan")
+    print(f"{'song':<24}{'vocals SDR':>12}{'(mixture)':>11}{'accomp SDR':>12}{'(mixture)':>11}")
     for s in result["per_song"]:
-        print(f"{s['song_id']:<24}{s['vocals_sdr']:>12.2f}{s['accomp_sdr']:>12.2f}")
-    print(f"{'mean':<24}{result['mean_vocals_sdr'] or float('nan'):>12.2f}"
-          f"{result['mean_accomp_sdr'] or float('nan'):>12.2f}   ({result['songs']} songs, "
-          f"{len(result['skipped_without_truth'])} without truth; saved to eval/separation.json)")
+        print(f"{s['song_id']:<24}{s['vocals_sdr']:>12.2f}{s['vocals_baseline']:>11.2f}"
+              f"{s['accomp_sdr']:>12.2f}{s['accomp_baseline']:>11.2f}")
+    for how in ("mean", "median"):
+        values = [result[f"{how}_{k}"] for k in ("vocals_sdr", "vocals_baseline", "accomp_sdr", "accomp_baseline")]
+        print(f"{how:<24}" + "".join(f"{v if v is not None else nan:>{w}.2f}" for v, w in zip(values, (12, 11, 12, 11),
+                                                                                                strict=True)))
+    print(f"({result['songs']} songs, {len(result['skipped_without_truth'])} without truth; the mixture columns score "
+          "the unseparated mixture as the estimate; saved to eval/separation.json)")
     return 0
 
 
@@ -97,7 +102,8 @@ def _cmd_eval_alignment(args: argparse.Namespace) -> int:
     if result is None:
         return 2
     print(f"songs scored: {result['songs']}, lines: {result['lines']} ({result['missing']} not aligned)")
-    print(f"mean absolute line-boundary error: {result['mean_abs_boundary_error']:.3f} s")
+    print(f"line-boundary error: median {result['median_abs_boundary_error']:.3f} s, "
+          f"mean {result['mean_abs_boundary_error']:.3f} s")
     print(f"lines within 0.5 s: {result['within_half_second']:.1%}")
     print(f"mean start offset (predicted - true): {result['mean_start_offset']:+.3f} s  (saved to eval/alignment.json)")
     return 0

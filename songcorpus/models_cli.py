@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +64,27 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_small(args: argparse.Namespace) -> int:
+    from .small_models import train_small_models
+    from .training.small_aligner import AlignerRecipe
+    from .training.small_separator import SeparatorRecipe
+
+    separator, aligner = SeparatorRecipe(seed=args.seed), AlignerRecipe(seed=args.seed)
+    if args.steps is not None:
+        separator = dataclasses.replace(separator, steps=args.steps)
+        aligner = dataclasses.replace(aligner, steps=args.steps)
+    trained = train_small_models(args.root, separator, aligner)
+    for artifact in (trained.separator, trained.aligner):
+        print(f"{artifact.kind}/{artifact.id}  {artifact.summary}")
+    folder = args.root / "models"
+    print("\nuse them in a job:\n[stages.separate]\n"
+          f'model = "{trained.separator.name}"\nrepo = "{folder / "separator" / trained.separator.id / "demucs"}"\n'
+          "[stages.align]\nmodels = { " + ", ".join(
+              f'{lang} = "{folder / "aligner" / trained.aligner.id / "wav2vec2"}"' for lang in ("en", "es", "de"))
+          + " }")
+    return 0
+
+
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
     from .schemas.model_artifact import MODEL_KINDS
 
@@ -84,6 +106,17 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--kind", choices=MODEL_KINDS, help="only models of this kind")
         p.add_argument("--root", required=True, help="output root holding models/")
         p.set_defaults(func=func)
+    small = models_sub.add_parser(
+        "train-small",
+        help="train the small separator and aligner on synthetic songs and publish them under ROOT",
+        description="Generate a synthetic training corpus, train a small HTDemucs separator and a small wav2vec2 CTC "
+        "aligner on it (minutes on a CPU, deterministic for a seed), judge both on held-out songs through the real "
+        "stages, and publish them as model artifacts under ROOT/models/. The repository ships the result in assets/.",
+    )
+    small.add_argument("--root", type=Path, required=True, help="where the models (and the work folders) go")
+    small.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the training draws")
+    small.add_argument("--steps", type=int, help="training steps of both models (default: each recipe's own)")
+    small.set_defaults(func=_cmd_train_small)
     smoke = models_sub.add_parser(
         "smoke",
         help="build tiny random models in each library's own format",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ WITHIN_SECONDS = 0.5
 class AlignmentScore:
     lines: int
     mean_abs_boundary_error: float  # mean over placed lines of (|start error| + |end error|) / 2, seconds
+    median_abs_boundary_error: float  # median over every start and end of the placed lines, seconds
     within_half_second: float  # fraction of all lines whose start AND end are within 0.5 s
     mean_start_offset: float  # mean signed (predicted - true) start error: reveals a constant shift
     missing: int  # lines with no usable prediction
@@ -53,6 +55,7 @@ def score_alignment(
     return AlignmentScore(
         lines=len(true_lines),
         mean_abs_boundary_error=_mean([(abs(s) + abs(e)) / 2 for s, e in errors]),
+        median_abs_boundary_error=statistics.median(abs(t) for pair in errors for t in pair) if errors else math.nan,
         within_half_second=within / len(true_lines) if true_lines else math.nan,
         mean_start_offset=_mean([s for s, _ in errors]),
         missing=len(true_lines) - placed,

@@ -36,12 +36,17 @@ class SongScore:
     song_id: str
     vocals_sdr: float
     accomp_sdr: float
+    #: the mixture itself taken as the estimate of each stem: what a separator must beat
+    vocals_baseline: float
+    accomp_baseline: float
 
 
 def score_song(
     song_id: str, vocals: np.ndarray, accomp: np.ndarray, est_vocals: np.ndarray, est_accomp: np.ndarray
 ) -> SongScore:
-    return SongScore(song_id, round(sdr(vocals, est_vocals), 3), round(sdr(accomp, est_accomp), 3))
+    mix = vocals.astype(np.float64) + accomp
+    return SongScore(song_id, round(sdr(vocals, est_vocals), 3), round(sdr(accomp, est_accomp), 3),
+                     round(sdr(vocals, mix), 3), round(sdr(accomp, mix), 3))
 
 
 def _read(path: Path) -> np.ndarray:
@@ -73,15 +78,15 @@ def evaluate_root(root: str, truth_dir: Path) -> dict:
 
 
 def summarize(scores: list[SongScore], skipped: list[str], run_id: str = "") -> dict:
-    def mean(values: list[float]) -> float | None:
-        finite = [v for v in values if math.isfinite(v)]
-        return round(float(np.mean(finite)), 3) if finite else None
+    def stat(how: str, field: str) -> float | None:
+        finite = [v for s in scores if math.isfinite(v := getattr(s, field))]
+        return round(float(getattr(np, how)(finite)), 3) if finite else None
 
+    fields = ("vocals_sdr", "accomp_sdr", "vocals_baseline", "accomp_baseline")
     return {
         "run_id": run_id,
         "songs": len(scores),
         "skipped_without_truth": skipped,
-        "mean_vocals_sdr": mean([s.vocals_sdr for s in scores]),
-        "mean_accomp_sdr": mean([s.accomp_sdr for s in scores]),
+        **{f"{how}_{field}": stat(how, field) for how in ("mean", "median") for field in fields},
         "per_song": [asdict(s) for s in scores],
     }

@@ -117,7 +117,8 @@ def read_input(job_input: InputSpec, storage: Storage) -> Source:
         marker = out / "synth-params.json"
         if not (manifest_path.exists() and marker.exists() and marker.read_text() == params):
             make_corpus(
-                out, spec.songs, seed=spec.seed, min_seconds=spec.min_seconds, max_seconds=spec.max_seconds
+                out, spec.songs, seed=spec.seed, min_seconds=spec.min_seconds, max_seconds=spec.max_seconds,
+                languages=spec.languages,
             )
             storage.write_bytes("synth/synth-params.json", params.encode())
         notices.append(f"input is a synthetic corpus of {spec.songs} songs (seed {spec.seed})")

@@ -37,6 +37,9 @@ def test_a_constant_shift_shows_as_offset_and_error(true_lines: list[tuple[float
     assert math.isclose(late.mean_start_offset, -0.6, abs_tol=1e-9)
     assert math.isclose(late.mean_abs_boundary_error, 0.3, abs_tol=1e-9)
     assert late.within_half_second == 0.0
+    # half the boundaries (the ends) are exact, half 0.6 s off: the median sits between them
+    assert math.isclose(late.median_abs_boundary_error, 0.3, abs_tol=1e-9)
+    assert math.isclose(score.median_abs_boundary_error, 0.3, abs_tol=1e-9)
 
 
 def test_missing_lines_are_counted_and_left_out_of_the_means(true_lines: list[tuple[float, float]]) -> None:

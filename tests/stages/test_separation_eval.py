@@ -36,3 +36,11 @@ def test_swapped_and_silent_estimates_score_low():
 
 def test_silent_reference_is_undefined_not_infinite():
     assert math.isnan(sdr(np.zeros((2, 100)), np.ones((2, 100))))
+
+
+def test_the_baseline_is_the_mixture_taken_as_each_stem():
+    vocals, accomp = stems()
+    score = score_song("s", vocals, accomp, vocals, accomp)
+    assert math.isclose(score.vocals_baseline, sdr(vocals, vocals + accomp), abs_tol=1e-3)
+    assert math.isclose(score.accomp_baseline, round(10 * math.log10((accomp**2).sum() / (vocals**2).sum()), 3),
+                        abs_tol=1e-3)

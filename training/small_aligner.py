@@ -1,0 +1,183 @@
+"""A small CTC aligner in Hugging Face's ``Wav2Vec2ForCTC`` format, trained on the synthetic corpus.
+
+WhisperX aligns lyrics with a wav2vec2 CTC model: it needs, for every 20 ms frame, how likely each
+character is. A random model makes every frame alike and squeezes words to the start of their
+window. The synthetic corpus knows every sung line, so a tiny wav2vec2 (~0.1M parameters) learns
+the characters of its espeak-ng voices in minutes on a CPU: crops around each true line, with the
+backing mixed in at random low levels (separated vocals are never clean), CTC on the lowercase
+characters with ``|`` between words (what WhisperX feeds it). The folder it writes (config,
+safetensors, vocabulary, processor) loads with ``whisperx.load_align_model(model_name=folder)``.
+
+WhisperX feeds raw waveforms without normalising them, so training does the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
+from transformers import (
+    Wav2Vec2Config,
+    Wav2Vec2CTCTokenizer,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForCTC,
+    Wav2Vec2Processor,
+)
+
+from .small_separator import read_stem, song_keys
+
+log = logging.getLogger(__name__)
+
+RATE = 16000  # wav2vec2's input rate
+#: Latin letters, the accented ones of the synthetic corpus's languages, and the apostrophe
+CHARACTERS = "abcdefghijklmnopqrstuvwxyz'áéíóúñüäöß"
+SPECIALS = ("<pad>", "<s>", "</s>", "<unk>", "|")  # <pad> is CTC's blank; "|" separates words
+RECIPE_FILE = "recipe.json"
+
+
+@dataclass(frozen=True)
+class AlignerRecipe:
+    """Every setting that changes the weights; :meth:`digest` is the recipe's identity."""
+
+    seed: int = 0
+    steps: int = 1500
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    hidden: int = 64
+    layers: int = 2
+    conv_channels: int = 32
+    #: seconds of audio kept around a line, at most, on each side (uniform)
+    context_seconds: float = 0.6
+    #: level of the backing mixed under the voice, dB relative to the song's own mix (uniform)
+    backing_db: tuple[float, float] = (-30.0, -6.0)
+    threads: int = 2
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def config(self, vocab_size: int) -> Wav2Vec2Config:
+        return Wav2Vec2Config(
+            vocab_size=vocab_size, hidden_size=self.hidden, num_hidden_layers=self.layers, num_attention_heads=2,
+            intermediate_size=2 * self.hidden, conv_dim=(self.conv_channels,) * 7, num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2, pad_token_id=0, do_stable_layer_norm=True, feat_extract_norm="layer",
+            ctc_loss_reduction="mean", layerdrop=0.0, hidden_dropout=0.0, activation_dropout=0.0,
+            attention_dropout=0.0, feat_proj_dropout=0.0, mask_time_prob=0.0,
+        )
+
+
+def vocabulary() -> dict[str, int]:
+    return {token: i for i, token in enumerate([*SPECIALS, *CHARACTERS])}
+
+
+def transcript_ids(text: str, vocab: dict[str, int]) -> list[int]:
+    """CTC targets of a line as WhisperX spells it: lowercase, ``|`` between words, unknown characters dropped."""
+    words = ["".join(c for c in word.lower() if c in vocab and c not in SPECIALS) for word in text.split()]
+    return [vocab[c] for c in "|".join(w for w in words if w)]
+
+
+@dataclass(frozen=True)
+class _Line:
+    audio: np.ndarray  # the song's voice at 16 kHz, mono
+    backing: np.ndarray  # the song's accompaniment at 16 kHz, mono
+    start: float
+    end: float
+    targets: list[int]
+
+
+def _mono16k(audio: np.ndarray) -> np.ndarray:
+    return resample_poly(audio.mean(axis=0), 160, 441).astype(np.float32)
+
+
+def _lines(corpus: Path, vocab: dict[str, int]) -> list[_Line]:
+    out = []
+    for key in song_keys(corpus):
+        truth = json.loads((corpus / "truth" / f"{key}.json").read_text())
+        voice, backing = _mono16k(read_stem(corpus, key, "vocals")), _mono16k(read_stem(corpus, key, "accomp"))
+        out += [_Line(voice, backing, line["start"], line["end"], transcript_ids(line["text"], vocab))
+                for line in truth["lines"]]
+    if not out:
+        raise ValueError(f"{corpus} holds no sung lines")
+    return out
+
+
+def _example(line: _Line, recipe: AlignerRecipe, rng: np.random.Generator) -> np.ndarray:
+    before, after = rng.uniform(0, recipe.context_seconds, 2)
+    a = max(0, round((line.start - before) * RATE))
+    b = min(len(line.audio), round((line.end + after) * RATE))
+    level = 10 ** (rng.uniform(*recipe.backing_db) / 20)
+    return line.audio[a:b] + level * line.backing[a:b]
+
+
+def _batch(lines: list[_Line], recipe: AlignerRecipe, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    chosen = [lines[int(i)] for i in rng.integers(len(lines), size=recipe.batch_size)]
+    audio = [_example(line, recipe, rng) for line in chosen]
+    width = max(len(a) for a in audio)
+    values = torch.zeros(len(audio), width)
+    mask = torch.zeros(len(audio), width, dtype=torch.long)
+    for row, a in enumerate(audio):
+        values[row, : len(a)] = torch.from_numpy(a)
+        mask[row, : len(a)] = 1
+    longest = max(len(line.targets) for line in chosen)
+    labels = torch.full((len(chosen), longest), -100)
+    for row, line in enumerate(chosen):
+        labels[row, : len(line.targets)] = torch.tensor(line.targets)
+    return {"input_values": values, "attention_mask": mask, "labels": labels}
+
+
+def train_aligner(recipe: AlignerRecipe, corpus: Path, out_dir: Path) -> dict:
+    """Train on the lines of synthetic ``corpus``; write the Hugging Face folder ``out_dir``; return stats."""
+    vocab = vocabulary()
+    lines = _lines(corpus, vocab)
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    model = Wav2Vec2ForCTC(recipe.config(len(vocab)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.learning_rate, total_steps=recipe.steps,
+                                                   pct_start=0.1)
+    started, losses = time.perf_counter(), []
+    model.train()
+    try:
+        for step in range(recipe.steps):
+            loss = model(**_batch(lines, recipe, rng)).loss
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            if step % 100 == 0:
+                log.info("aligner step %d/%d: CTC %.4f", step, recipe.steps, losses[-1])
+    finally:
+        torch.set_num_threads(threads)
+    _save(model.eval(), vocab, recipe, out_dir)
+    tail = losses[-max(1, len(losses) // 10):]
+    return {"steps": recipe.steps, "seconds": round(time.perf_counter() - started, 1), "lines": len(lines),
+            "parameters": sum(p.numel() for p in model.parameters()), "first_loss": round(losses[0], 4),
+            "final_loss": round(float(np.mean(tail)), 4)}
+
+
+def _save(model: Wav2Vec2ForCTC, vocab: dict[str, int], recipe: AlignerRecipe, out_dir: Path) -> None:
+    """Write the model and its processor beside ``out_dir``, then move the folder into place."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    tokenizer = Wav2Vec2CTCTokenizer(str(tmp / "vocab.json"), word_delimiter_token="|")
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=RATE, padding_value=0.0, do_normalize=False,
+                                         return_attention_mask=True)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    (tmp / RECIPE_FILE).write_text(json.dumps({"recipe": dataclasses.asdict(recipe), "digest": recipe.digest()}))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
