@@ -103,8 +103,8 @@ class SegmentConfig(StageConfig):
     )
     pad_seconds: float = Field(0.25, ge=0, description="context kept before the first and after the last line")
     min_gap_seconds: float = Field(0.0, ge=0, description="gaps between lines no longer than this are not cut")
-    min_silence_seconds: float = Field(
-        0.1, gt=0, description="a line's clip reaches on to the first vocal silence this long after its last word"
+    min_silence_seconds: float = Field(  # 0.1 s was too short: sung lines dip below -40 dBFS that long mid-word
+        0.3, gt=0, description="a line's clip reaches on to the first vocal silence this long after its last word"
     )
     instrumental: Literal["keep", "drop", "cap"] = Field("drop", description="clips without lyrics")
     instrumental_cap_seconds: float = Field(30.0, ge=0, description="with instrumental = 'cap': seconds kept per song")

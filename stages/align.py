@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import tempfile
 from pathlib import Path
 
 import nltk
@@ -47,9 +48,17 @@ class AlignStage(Stage[AlignConfig]):
         self.device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
         )
-        punkt_root = Path(cfg.smoke_dir) / "nltk_data" if cfg.smoke_dir else None
+        languages = sorted({*PUNKT_LANGUAGES.values(), "english"})
+        if cfg.smoke_dir:
+            punkt_root: Path | None = Path(cfg.smoke_dir) / "nltk_data"
+        elif all(_has_punkt(language) for language in languages):
+            punkt_root = None  # NLTK's own tables are installed: use them
+        else:  # offline, NLTK would try to download them: default rules instead, kept under the root
+            storage = self.context.storage
+            punkt_root = Path(storage.full("cache/nltk_data") if storage.is_local else tempfile.mkdtemp())
+            log.info("NLTK Punkt tables not installed: WhisperX splits sentences with default rules (%s)", punkt_root)
         if punkt_root is not None:
-            provision_punkt(punkt_root, sorted({*PUNKT_LANGUAGES.values(), "english"}))
+            provision_punkt(punkt_root, languages)
             if str(punkt_root) not in nltk.data.path:
                 nltk.data.path.insert(0, str(punkt_root))
         self._models: dict[str, tuple[torch.nn.Module, dict]] = {}
@@ -161,6 +170,14 @@ class AlignStage(Stage[AlignConfig]):
                 score=round(float(np.mean([w.score for w in words])), 4) if words else None,
             ))
         return out
+
+
+def _has_punkt(language: str) -> bool:
+    try:
+        nltk.data.find(f"tokenizers/punkt_tab/{language}/")
+    except LookupError:
+        return False
+    return True
 
 
 def _finite(value: object) -> bool:

@@ -20,7 +20,8 @@ from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.storage import Storage
 from songcorpus.stages.audio_io import read_flac
 
-DEMO = Path(__file__).parents[2] / "jobs" / "demo.toml"
+REPO = Path(__file__).parents[2]
+DEMO = REPO / "jobs" / "demo.toml"
 
 
 def check_round_trip(storage: Storage, version: str, clips) -> None:
@@ -43,15 +44,33 @@ def check_round_trip(storage: Storage, version: str, clips) -> None:
     assert sorted(seen) == sorted(by_id)
 
 
+def check_no_clip_cuts_a_line(storage: Storage, clips, truth_dir: Path) -> int:
+    """Every line in every kept clip lies wholly inside it, by the synthetic truth; returns the lines checked."""
+    kept = set(clips["clip_id"].to_pylist())
+    checked = 0
+    for record in Ledger(storage).latest_records("segment")[1]:
+        truth = json.loads((truth_dir / record["extra"]["truth_path"]).read_text())["lines"]
+        plan = json.loads(storage.read_bytes(record["clip_plan"]))
+        for clip in (c for c in plan["clips"] if c["clip_id"] in kept):
+            for index in clip["line_indices"]:
+                line = truth[index]
+                assert clip["start"] <= line["start"] and line["end"] <= clip["end"], (
+                    f"{clip['clip_id']} ({clip['start']}-{clip['end']} s) cuts line {index} "
+                    f"({line['start']}-{line['end']} s): {line['text']!r}")
+                checked += 1
+    return checked
+
+
 @pytest.mark.timeout(900)
 def test_demo_job_runs_resumes_and_evaluates(tmp_path, ray_cluster, capsys):
-    text = (DEMO.read_text().replace("songs = 12", "songs = 4")
-            .replace('"out/models/demucs"', '"models/demucs"').replace('"out/models/align"', '"models/align"'))
-    job = parse_job(text, root=str(tmp_path / "out"), base=tmp_path)
+    text = DEMO.read_text().replace("songs = 12", "songs = 4")
+    job = parse_job(text, root=str(tmp_path / "out"), base=REPO)  # the committed models, by the job's own paths
     first = run_job(job, text)
     report = first.report
     assert first.status == "completed" and report["accounting_closed"]
-    assert "smoke-test model" in report["notices"][0]  # the first line says the stems are not real
+    # the first lines say which trained models made the stems and timings, and what they are good for
+    assert [n.split(" used model ")[0] for n in report["notices"][:2]] == ["separate", "align"]
+    assert all("synthetic songs only" in n for n in report["notices"][:2])
     stages = {s["name"]: s for s in report["stages"]}
     assert [stages[n]["ok"] for n in ("ingest", "standardize", "separate", "align", "segment")] == [4] * 5
     clips = pq.read_table(tmp_path / "out" / "tables" / "clips.parquet")
@@ -74,6 +93,9 @@ def test_demo_job_runs_resumes_and_evaluates(tmp_path, ray_cluster, capsys):
 
     version = (tmp_path / "out" / "versions" / "LATEST").read_text()
     check_round_trip(storage, version, clips)
+    assert check_no_clip_cuts_a_line(storage, clips, tmp_path / "out" / "synth") >= 8
+    card = (tmp_path / "out" / "versions" / version / "datacard.md").read_text()
+    assert card.count("> **Warning:**") >= 2 and "separate used model separator/" in card
 
     again = run_job(job, text)  # nothing is separated twice
     assert (tmp_path / "out" / "versions" / "LATEST").read_text() == version  # same job, same version id
@@ -84,8 +106,11 @@ def test_demo_job_runs_resumes_and_evaluates(tmp_path, ray_cluster, capsys):
     assert cli_main(["eval-separation", str(tmp_path / "out")]) == 0
     result = json.loads((tmp_path / "out" / "eval" / "separation.json").read_text())
     assert result["songs"] == 4 and all(math.isfinite(s["accomp_sdr"]) for s in result["per_song"])
-    assert "mean" in capsys.readouterr().out
+    assert result["median_vocals_sdr"] > result["median_vocals_baseline"] + 3  # real stems, not the mixture
+    assert result["median_accomp_sdr"] > result["median_accomp_baseline"] + 3
+    assert "median" in capsys.readouterr().out
     assert cli_main(["plan-clips", str(tmp_path / "out")]) == 0
     assert "filter: clips\n    4 songs in" in capsys.readouterr().out
     assert cli_main(["eval-alignment", str(tmp_path / "out")]) == 0
-    assert json.loads((tmp_path / "out" / "eval" / "alignment.json").read_text())["songs"] == 4
+    alignment = json.loads((tmp_path / "out" / "eval" / "alignment.json").read_text())
+    assert alignment["songs"] == 4 and alignment["median_abs_boundary_error"] < 0.4
