@@ -17,6 +17,7 @@ from .stage_configs import (
     ShardConfig,
     StandardizeConfig,
 )
+from .train_configs import TrainSpec
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class JobSpec(StrictModel):
     input: InputSpec
     runtime: RuntimeSpec = RuntimeSpec()
     stages: StagesSpec = Field(default_factory=StagesSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec, description="what `songcorpus train` trains")
 
     @model_validator(mode="after")
     def _stages_form_a_prefix(self) -> JobSpec:

@@ -16,6 +16,10 @@ from pydantic import Field
 from .base import StrictModel
 
 ARTIFACT_FILE = "artifact.json"
+#: a tokenizer artifact's files: its weights (the whole ``Tokenizer`` state dict) and its config
+#: (``{"bestrq": BestRqConfig as a dict, "layer": int, "codes": int}``)
+TOKENIZER_WEIGHTS = "tokenizer.safetensors"
+TOKENIZER_CONFIG = "tokenizer.json"
 #: kinds of model artifacts, each a folder under ``<root>/models/``
 MODEL_KINDS = ("separator", "aligner", "tokenizer", "dslm", "vae", "ldm")
 

@@ -8,6 +8,7 @@ from songcorpus.models.bestrq.features import FeatureNormalizer, LogMel, frame_c
 from songcorpus.models.bestrq.masking import apply_mask, sample_span_mask
 from songcorpus.models.bestrq.model import BestRq, BestRqLoss, masked_cross_entropy, parameter_count
 from songcorpus.models.bestrq.quantizer import CodebookUsage, RandomProjectionQuantizer, codebook_usage
+from songcorpus.models.bestrq.semantic import SemanticQuantizer, Tokenizer
 
 __all__ = [
     "SIZES",
@@ -18,6 +19,8 @@ __all__ = [
     "FeatureNormalizer",
     "LogMel",
     "RandomProjectionQuantizer",
+    "SemanticQuantizer",
+    "Tokenizer",
     "apply_mask",
     "codebook_usage",
     "config_for",

@@ -29,7 +29,8 @@ from tests.e2e.loopback_ray import LoopbackCluster
 
 pytestmark = pytest.mark.timeout(1500)
 
-DEMO = Path(__file__).parents[2] / "jobs" / "demo.toml"
+REPO = Path(__file__).parents[2]
+DEMO = REPO / "jobs" / "demo.toml"
 SONGS = 4
 STAGES = ("ingest", "standardize", "separate", "align", "segment", "filter", "shard")
 #: Stages that stream together in one phase: the CPU worker is killed while they run.
@@ -37,13 +38,12 @@ STREAMED = ("standardize", "separate", "align", "segment", "filter")
 SONGCORPUS = str(Path(sys.executable).parent / "songcorpus")
 
 
-def cluster_job(models: Path, songs: int = SONGS, separate_gpus: int = 1) -> str:
+def cluster_job(songs: int = SONGS, separate_gpus: int = 1) -> str:
     """jobs/demo.toml shrunk as test_demo_job.py does it, with absolute model paths (every node reads
-    them) and resources a node loss can be survived with: after the CPU worker is gone, the other
-    nodes still hold every streamed stage's worker (0.5 CPU each; the plan is fitted at the start)."""
-    text = (DEMO.read_text().replace("songs = 12", f"songs = {songs}")
-            .replace('"out/models/demucs"', json.dumps(str(models / "demucs")))
-            .replace('"out/models/align"', json.dumps(str(models / "align"))))
+    them; under `ray job submit` the driver runs in a copy of jobs/) and resources a node loss can be
+    survived with: after the CPU worker is gone, the other nodes still hold every streamed stage's
+    worker (0.5 CPU each; the plan is fitted at the start)."""
+    text = DEMO.read_text().replace("songs = 12", f"songs = {songs}").replace('"assets/', f'"{REPO / "assets"}/')
     for stage in STREAMED:
         # one item per batch, so that the kill lands between items of a stage
         text += f"\n[stages.{stage}.resources]\nnum_cpus = 0.5\nmax_workers = 1\nbatch_size = 1\n"
@@ -99,7 +99,7 @@ def submit(cluster: LoopbackCluster, root: Path, lose_cpu_node: bool = False) ->
     job_file = work / "jobs" / "demo4.toml"
     if not job_file.exists():
         job_file.parent.mkdir(parents=True)
-        job_file.write_text(cluster_job(cluster.base / "models"))
+        job_file.write_text(cluster_job())
     started = time.monotonic()
     proc = subprocess.Popen(
         ["ray", "job", "submit", "--address", cluster.job_server, "--working-dir", "jobs", "--",
@@ -178,7 +178,7 @@ def test_separate_ran_only_on_the_gpu_node(submitted: Submitted, cluster: Loopba
 def refused(cluster: LoopbackCluster) -> tuple[subprocess.CompletedProcess, Path, float]:
     """``songcorpus run --address`` of a job asking 2 GPUs per separate worker of a 1-GPU cluster."""
     job = cluster.base / "greedy.toml"
-    job.write_text(cluster_job(cluster.base / "models", songs=1, separate_gpus=2))
+    job.write_text(cluster_job(songs=1, separate_gpus=2))
     root = cluster.base / "greedy"
     started = time.monotonic()
     done = subprocess.run([SONGCORPUS, "run", str(job), "--root", str(root), "--address", cluster.address],
@@ -241,7 +241,7 @@ def test_wrong_address_or_token_fails_in_seconds_with_what_to_do(cluster: Loopba
 
     # the same through the CLI, as the user types it
     job = cluster.base / "tiny.toml"
-    job.write_text(cluster_job(cluster.base / "models", songs=1))
+    job.write_text(cluster_job(songs=1))
     started = time.monotonic()
     done = subprocess.run([SONGCORPUS, "run", str(job), "--root", str(cluster.base / "tiny"),
                            "--address", cluster.address], env=no_auth, capture_output=True, text=True,

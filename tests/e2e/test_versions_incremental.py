@@ -14,17 +14,17 @@ from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.storage import Storage
 
-DEMO = Path(__file__).parents[2] / "jobs" / "demo.toml"
+REPO = Path(__file__).parents[2]
+DEMO = REPO / "jobs" / "demo.toml"
 
 
 def job_text(songs: int, max_seconds: float = 30.0) -> str:
     return (DEMO.read_text().replace("songs = 12", f"songs = {songs}")
-            .replace('"out/models/demucs"', '"models/demucs"').replace('"out/models/align"', '"models/align"')
             .replace("max_seconds = 30.0\ninstrumental", f"max_seconds = {max_seconds}\ninstrumental"))
 
 
 def build(tmp_path: Path, text: str) -> tuple[dict, str]:
-    result = run_job(parse_job(text, root=str(tmp_path / "out"), base=tmp_path), text)
+    result = run_job(parse_job(text, root=str(tmp_path / "out"), base=REPO), text)
     assert result.status == "completed" and result.report["accounting_closed"]
     stages = {s["name"]: s for s in result.report["stages"]}
     return stages, (tmp_path / "out" / "versions" / "LATEST").read_text()

@@ -1,0 +1,144 @@
+"""The one training loop every trainer runs: Ray Train workers, DDP, exact resume from checkpoints.
+
+A trainer supplies a :class:`Task`: how to build the model and optimizer, and how to turn a step number
+into this rank's share of the global batch and its loss. The loop owns everything else, the same way for
+one CPU worker and for many GPU workers on many nodes (``ray.train.torch.TorchTrainer``):
+
+- each step's global batch is fixed by the step number and the seed, and rank ``r`` of ``w`` takes its
+  ``r``-th slice, so training with 2 workers equals training with 1 on the same global batch (DDP averages
+  the gradients of equal slices);
+- rank 0 writes a checkpoint every ``checkpoint_every`` steps into ``checkpoint_dir/step-NNNNNNNN/`` (written
+  beside it, then renamed): model, optimizer, scheduler, the loop's RNG and the step, which is also the data
+  position. A run started again with the same ``checkpoint_dir`` continues from the latest one and gives the
+  same loss curve as a run that was never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "state.pt"
+
+
+class Task(Protocol):
+    """What a trainer tells the loop; every method is called on every worker."""
+
+    def build(self) -> nn.Module: ...
+
+    def optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]: ...
+
+    def loss(self, model: nn.Module, step: int, rank: int, world: int,
+             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """This rank's loss for global step ``step`` (its slice of the step's global batch) and what to log."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    steps: int
+    checkpoint_dir: Path
+    checkpoint_every: int = 50
+    seed: int = 0
+    num_workers: int = 1
+    use_gpu: bool = False
+    #: stop after this many steps of this run (tests use it to kill a run mid-way); None: run to ``steps``
+    stop_after: int | None = None
+
+
+@dataclass
+class LoopResult:
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per step of this run
+    state_dict: dict[str, torch.Tensor] = field(default_factory=dict)  # the final model (CPU tensors)
+    resumed_from: int = 0
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    done = sorted(p for p in folder.glob("step-*") if (p / CHECKPOINT_FILE).is_file())
+    return done[-1] if done else None
+
+
+def _save(folder: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+          scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator) -> None:
+    target = folder / f"step-{step:08d}"
+    tmp = folder / f".tmp-step-{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "generator": generator.get_state()}, tmp / CHECKPOINT_FILE)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model itself, out of its DDP wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def run_steps(task: Task, settings: LoopSettings, rank: int = 0, world: int = 1,
+              prepare: Callable[[nn.Module], nn.Module] = lambda m: m,
+              report: Callable[[dict[str, float]], None] = lambda row: None) -> LoopResult:
+    """The loop on one worker (``rank`` of ``world``); ``prepare`` wraps the model for DDP under Ray Train."""
+    torch.manual_seed(settings.seed)
+    model = task.build()
+    optimizer, scheduler = task.optimizer(model)
+    generator = torch.Generator().manual_seed(settings.seed)
+    start, result = 0, LoopResult()
+    checkpoint = latest_checkpoint(settings.checkpoint_dir)
+    if checkpoint is not None:
+        state = torch.load(checkpoint / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        start = result.resumed_from = int(state["step"])
+        log.info("resuming from %s (step %d)", checkpoint, start)
+    model = prepare(model)
+    model.train()
+    last = settings.steps if settings.stop_after is None else min(settings.steps, start + settings.stop_after)
+    for step in range(start, last):
+        loss, metrics = task.loss(model, step, rank, world, generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        row = {"step": step + 1, "loss": loss.item(), **metrics, "lr": scheduler.get_last_lr()[0]}
+        result.history.append(row)
+        report(row)
+        if rank == 0 and ((step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps):
+            _save(settings.checkpoint_dir, step + 1, unwrap(model), optimizer, scheduler, generator)
+    result.state_dict = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
+    return result
+
+
+def train_on_ray(task: Task, settings: LoopSettings) -> LoopResult:
+    """Run the loop on ``settings.num_workers`` Ray Train workers (DDP); returns rank 0's result."""
+    import ray.train
+    import ray.train.torch
+
+    def worker(config: dict[str, Any]) -> None:
+        context = ray.train.get_context()
+        rank, world = context.get_world_rank(), context.get_world_size()
+        result = run_steps(task, settings, rank, world, prepare=ray.train.torch.prepare_model)
+        if rank == 0:
+            torch.save({"history": result.history, "state_dict": result.state_dict,
+                        "resumed_from": result.resumed_from}, settings.checkpoint_dir / "result.pt")
+        ray.train.report({"steps": len(result.history)})
+
+    settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    trainer = ray.train.torch.TorchTrainer(
+        worker, scaling_config=ray.train.ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu),
+        run_config=ray.train.RunConfig(storage_path=str(settings.checkpoint_dir.resolve() / "ray"), name="train"),
+    )
+    trainer.fit()
+    saved = torch.load(settings.checkpoint_dir / "result.pt", map_location="cpu", weights_only=True)
+    return LoopResult(history=saved["history"], state_dict=saved["state_dict"], resumed_from=saved["resumed_from"])

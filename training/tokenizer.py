@@ -1,0 +1,207 @@
+"""Tokenizer training: BEST-RQ pretraining on a dataset version, k-means on one layer, one tokenizer artifact.
+
+1. Read the clips of the version's train split through ``open_dataset`` (songs, vocals and accompaniment,
+   each to 24 kHz mono) and fit the feature normaliser on them.
+2. Pretrain BEST-RQ with the shared loop (``training.loop``, Ray Train): random crops fixed by (seed, step),
+   masks from the loop's checkpointed generator, so a killed run resumes on the same loss curve.
+3. Fit the semantic quantizer: k-means (k-means++ start, Lloyd iterations, torch, seeded) on the chosen
+   layer's outputs over frames sampled from the train split.
+4. Judge it on the held-out split: masked-prediction loss and accuracy (next to chance: 1/K and the most
+   frequent target), codebook usage of the random-projection targets and of the semantic tokens, token rate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchaudio.functional as taf
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from ..models.bestrq import BestRq, BestRqConfig, Tokenizer, codebook_usage, config_for
+from ..pipeline.dataset_reader import AUDIO_MEMBERS, open_dataset, resolve_version
+from ..pipeline.storage import Storage
+from ..schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
+from ..schemas.train_configs import TokenizerTrainConfig
+from .artifacts import publish_model
+from .loop import LoopSettings, train_on_ray, unwrap
+
+log = logging.getLogger(__name__)
+
+
+def load_clips(version_dir: str, split: str, sample_rate: int) -> list[Tensor]:
+    """Every clip's mix, vocals and accompaniment of ``split`` as 24 kHz mono tensors, in version order."""
+    clips = []
+    for sample in open_dataset(version_dir, split, tokens=False):
+        for member in AUDIO_MEMBERS:
+            mono = sample[member].float().mean(dim=0)
+            clips.append(taf.resample(mono, int(sample[f"{member}_rate"]), sample_rate))
+    return clips
+
+
+def _crops(clips: list[Tensor], count: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``count`` random crops of at most ``length`` samples (zero-padded) and their lengths."""
+    batch, lengths = torch.zeros(count, length), torch.zeros(count, dtype=torch.long)
+    for row in range(count):
+        clip = clips[int(torch.randint(len(clips), (1,), generator=generator))]
+        start = int(torch.randint(max(1, clip.numel() - length + 1), (1,), generator=generator))
+        piece = clip[start : start + length]
+        batch[row, : piece.numel()], lengths[row] = piece, piece.numel()
+    return batch, lengths
+
+
+@dataclass
+class TokenizerTask:
+    """The loop's :class:`~songcorpus.training.loop.Task` for BEST-RQ pretraining."""
+
+    clips: list[Tensor]
+    config: BestRqConfig
+    train: TokenizerTrainConfig
+
+    def build(self) -> nn.Module:
+        model = BestRq(self.config)
+        for clip in self.clips:  # the same global statistics on every worker
+            features, frames = model.front_end(clip[None], torch.tensor([clip.numel()]))
+            model.normalizer.update(features, frames)
+        return model
+
+    def optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.train.learning_rate)
+        warmup, total = self.train.warmup_steps, self.train.loop.steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def loss(self, model: nn.Module, step: int, rank: int, world: int,
+             generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        data = torch.Generator().manual_seed(self.train.loop.seed * 1_000_003 + step)  # the step is the data position
+        length = round(self.train.crop_seconds * self.config.sample_rate)
+        audio, lengths = _crops(self.clips, self.train.batch_size, length, data)
+        audio, lengths = audio[rank::world], lengths[rank::world]
+        bestrq = unwrap(model)
+        if not isinstance(bestrq, BestRq):
+            raise TypeError(f"the tokenizer task trains BestRq, got {type(bestrq).__name__}")
+        features, frames = bestrq.front_end(audio, lengths)
+        out = bestrq.loss(features, frames, generator)
+        return out.loss, {"accuracy": float(out.accuracy)}
+
+
+def kmeans(points: Tensor, k: int, iterations: int, generator: torch.Generator) -> Tensor:
+    """Centroids ``(k, dim)`` of ``points`` ``(n, dim)``: k-means++ start, then Lloyd iterations."""
+    points = points.float()
+    first = int(torch.randint(points.shape[0], (1,), generator=generator))
+    centroids = [points[first]]
+    nearest = ((points - centroids[0]) ** 2).sum(dim=1)
+    for _ in range(1, k):
+        pick = int(torch.multinomial(nearest.clamp(min=0) + 1e-12, 1, generator=generator))
+        centroids.append(points[pick])
+        nearest = torch.minimum(nearest, ((points - points[pick]) ** 2).sum(dim=1))
+    c = torch.stack(centroids)
+    for _ in range(iterations):
+        assign = torch.cdist(points, c).argmin(dim=1)
+        sums = torch.zeros_like(c).index_add_(0, assign, points)
+        counts = torch.bincount(assign, minlength=k).float()[:, None]
+        c = torch.where(counts > 0, sums / counts.clamp(min=1), c)  # an empty cluster keeps its centroid
+    return c
+
+
+def _layer_frames(tokenizer: Tokenizer, clips: list[Tensor], limit: int, generator: torch.Generator) -> Tensor:
+    hidden = [tokenizer.hidden_states(clip[None], torch.tensor([clip.numel()]))[0][0] for clip in clips]
+    frames = torch.cat(hidden)
+    if frames.shape[0] > limit:
+        frames = frames[torch.randperm(frames.shape[0], generator=generator)[:limit]]
+    return frames
+
+
+@torch.no_grad()
+def judge(tokenizer: Tokenizer, clips: list[Tensor], train: TokenizerTrainConfig) -> dict[str, Any]:
+    """Held-out masked loss and accuracy (with chance levels), codebook usage, token rate."""
+    bestrq, config = tokenizer.bestrq, tokenizer.bestrq.config
+    generator = torch.Generator().manual_seed(12345)
+    losses, accuracies, targets, tokens, rate_errors = [], [], [], [], []
+    for clip in clips:
+        lengths = torch.tensor([clip.numel()])
+        features, frames = bestrq.front_end(clip[None], lengths)
+        out = bestrq.loss(features, frames, generator)
+        if int(out.masked_frames):
+            losses.append(float(out.loss))
+            accuracies.append(float(out.accuracy))
+        targets.append(bestrq.targets(features)[0, :, 0])
+        clip_tokens, _ = tokenizer(clip[None], lengths)
+        tokens.append(clip_tokens[0])
+        rate_errors.append(abs(clip_tokens.shape[1] - round(clip.numel() / config.sample_rate * config.frame_rate)))
+    all_targets = torch.cat(targets)
+    majority = float(torch.bincount(all_targets, minlength=config.codebook_size).max()) / max(all_targets.numel(), 1)
+    return {
+        "clips": len(clips),
+        "masked_loss": round(sum(losses) / max(len(losses), 1), 4),
+        "masked_accuracy": round(sum(accuracies) / max(len(accuracies), 1), 4),
+        "chance_accuracy": round(1 / config.codebook_size, 4),
+        "majority_accuracy": round(majority, 4),
+        "targets_usage": codebook_usage(all_targets, config.codebook_size).to_dict(),
+        "tokens_usage": codebook_usage(torch.cat(tokens), train.codes).to_dict(),
+        "token_rate_hz": config.frame_rate,
+        "max_token_count_error_frames": max(rate_errors, default=0),
+    }
+
+
+def _split_with_clips(manifest: dict[str, Any], wanted: str) -> str:
+    """``wanted`` when the version has samples in it, else the first split that has some (a tiny demo may not)."""
+    samples = manifest["splits"]["samples"]
+    if samples.get(wanted):
+        return wanted
+    return next(split for split in ("valid", "test", "train") if samples.get(split))
+
+
+def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> ModelArtifact:
+    """Pretrain, fit k-means, judge and publish a tokenizer from the job's dataset version under ``root``."""
+    ref = train.version
+    storage = Storage(root)
+    if ref == "latest":
+        ref = storage.read_bytes("versions/LATEST").decode().strip()
+    version_dir, manifest = resolve_version(ref, root)
+    config = config_for(train.size)
+    clips = load_clips(version_dir, "train", config.sample_rate)
+    if not clips:
+        raise ValueError(f"version {manifest['id']} has no train clips to pretrain on")
+    held_out_split = _split_with_clips(manifest, train.eval_split)
+    held_out = load_clips(version_dir, held_out_split, config.sample_rate)
+    work = Path(storage.full(f"train/tokenizer/{manifest['id']}-{train.size}-s{train.loop.seed}"))
+    loop = LoopSettings(steps=train.loop.steps, checkpoint_dir=work / "checkpoints",
+                        checkpoint_every=train.loop.checkpoint_every, seed=train.loop.seed,
+                        num_workers=train.loop.num_workers, use_gpu=train.loop.use_gpu)
+    result = train_on_ray(TokenizerTask(clips, config, train), loop)
+    tokenizer = Tokenizer(config, train.layer, train.codes)
+    tokenizer.bestrq.load_state_dict(result.state_dict)
+    generator = torch.Generator().manual_seed(train.loop.seed)
+    with torch.no_grad():
+        frames = _layer_frames(tokenizer, clips, train.kmeans_max_frames, generator)
+        tokenizer.semantic.set_centroids(kmeans(frames, train.codes, train.kmeans_iterations, generator))
+    metrics = {"held_out_split": held_out_split, **judge(tokenizer, held_out, train),
+               "train_loss_first": result.history[0]["loss"] if result.history else None,
+               "train_loss_last": result.history[-1]["loss"] if result.history else None,
+               "loss_curve": [round(row["loss"], 4) for row in result.history]}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_file({k: v.contiguous() for k, v in tokenizer.state_dict().items()}, f"{tmp}/{TOKENIZER_WEIGHTS}")
+        Path(tmp, TOKENIZER_CONFIG).write_text(json.dumps(
+            {"bestrq": config.to_dict(), "layer": train.layer, "codes": train.codes}, indent=2, sort_keys=True))
+        return publish_model(
+            storage, "tokenizer", Path(tmp), name=f"bestrq-{train.size}",
+            summary=(f"BEST-RQ {train.size}, layer {train.layer}, K={train.codes}, {train.loop.steps} steps on "
+                     f"{len(clips)} clips of {job_name} {manifest['id']}; held-out masked accuracy "
+                     f"{metrics['masked_accuracy']:.3f} (chance {metrics['chance_accuracy']:.4f}, most frequent "
+                     f"target {metrics['majority_accuracy']:.3f})"),
+            config=train.model_dump(mode="json"), lineage={"dataset_version": manifest["id"], "job": job_name},
+            metrics=metrics,
+        )
