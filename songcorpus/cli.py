@@ -44,6 +44,22 @@ def _load(args: argparse.Namespace) -> tuple[JobSpec, str]:
     return job, text
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .pipeline.runtime import start_ray
+    from .training.tokenizer import train_tokenizer
+
+    job, _ = _load(args)
+    if job.train.tokenizer is None:
+        print(f"error: {args.job} has no [train.*] section (e.g. [train.tokenizer])", file=sys.stderr)
+        return 2
+    start_ray(job.runtime.address, job.runtime.num_cpus)
+    artifact = train_tokenizer(job.root, job.train.tokenizer, job.name)
+    print(f"tokenizer/{artifact.id}  {artifact.summary}")
+    print(f"  folder: {job.root}/models/tokenizer/{artifact.id}  (songcorpus models show tokenizer/{artifact.id} "
+          f"--root {job.root})")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .pipeline.validate import validate_text
 
@@ -174,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                      help="show Ray's and the libraries' own output on the console too")
     run.set_defaults(func=_cmd_run)
+
+    train = sub.add_parser("train", help="train what the job's [train.*] sections name (tokenizer, ...)",
+                           description="Train the models a job's [train.*] sections name, from its dataset version, "
+                           "on Ray Train (embedded or --address), and publish each as a model artifact under the "
+                           "job's root. A killed run started again resumes from its last checkpoint.")
+    train.add_argument("job", help="job spec with [train.*] sections, e.g. jobs/demo.toml")
+    train.add_argument("--root", help="output root; overrides the job's root")
+    train.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded local Ray)")
+    train.set_defaults(func=_cmd_train)
 
     validate = sub.add_parser(
         "validate", help="check a job spec and show the stages and resource plan, without running it",
