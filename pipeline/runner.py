@@ -138,6 +138,9 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
          verbose: bool) -> RunResult:
     classes = [stage_class(name) for name in job.stages.enabled()]
     configs = {cls.name: _config(job, cls.name) for cls in classes}
+    skipped = {cls.name: why for cls in classes if (why := cls.skip_reason(configs[cls.name], storage))}
+    classes = [cls for cls in classes if cls.name not in skipped]
+    configs = {name: cfg for name, cfg in configs.items() if name not in skipped}
     source = classes[0].read_source(job.input, storage)
     cluster = start_ray(job.runtime.address, job.runtime.num_cpus, log_to_driver=verbose)
     log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
@@ -155,6 +158,7 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
         flush_seconds=job.runtime.ledger_flush_seconds,
         identities={cls.name: stage_identity(configs[cls.name].fingerprint_fields(), cls.version) for cls in classes},
     )
+    source.notices.extend(f"stage {name} left out of this run: {why}" for name, why in skipped.items())
     started = time.time()
     rows = [InputRow(r["item_id"], r["fingerprint"], json.dumps(r["record"], sort_keys=True)) for r in source.rows]
     status = "failed"

@@ -125,6 +125,11 @@ class Stage(ABC, Generic[C]):
         """Lines the run report must show first (e.g. that a smoke-test model was used)."""
         return []
 
+    @classmethod
+    def skip_reason(cls, config: StageConfig, storage: Storage) -> str | None:
+        """Why an optional stage sits this run out (the run goes on without it and says so), else None."""
+        return None
+
     def weights_hash(self) -> str | None:
         """Hash of the model weights this stage uses (part of its fingerprint); None if it has none."""
         return None

@@ -16,6 +16,7 @@ from .stage_configs import (
     SeparateConfig,
     ShardConfig,
     StandardizeConfig,
+    TokenizeConfig,
 )
 from .train_configs import TrainSpec
 
@@ -31,6 +32,8 @@ class StageDeclaration:
     name: str
     config: type[StageConfig]
     implementation: str
+    #: a job may leave it out and still enable the stages after it (tokenize: shards without tokens)
+    optional: bool = False
 
 
 #: Every stage a job can enable, in pipeline order; a stage needs every stage before it. This is the
@@ -42,6 +45,7 @@ STAGES: tuple[StageDeclaration, ...] = (
     StageDeclaration("align", AlignConfig, "songcorpus.stages.align:AlignStage"),
     StageDeclaration("segment", SegmentConfig, "songcorpus.stages.segment:SegmentStage"),
     StageDeclaration("filter", FilterConfig, "songcorpus.stages.filter:FilterStage"),
+    StageDeclaration("tokenize", TokenizeConfig, "songcorpus.stages.tokenize:TokenizeStage", optional=True),
     StageDeclaration("shard", ShardConfig, "songcorpus.stages.shard:ShardStage"),
 )
 STAGE_ORDER: tuple[str, ...] = tuple(d.name for d in STAGES)
@@ -104,10 +108,16 @@ class _StagesBase(StrictModel):
         return getattr(self, stage_declaration(name).name)
 
     def enabled(self) -> list[str]:
-        """Enabled stages in pipeline order, checked to be a prefix of :data:`STAGE_ORDER`."""
+        """Enabled stages in pipeline order: a prefix of :data:`STAGE_ORDER`, where optional stages may be left out
+        (an optional stage needs the stage before it)."""
         names = [name for name in STAGE_ORDER if self.config(name) is not None]
-        if names != list(STAGE_ORDER[: len(names)]):
-            raise ValueError(f"stages must be a prefix of {list(STAGE_ORDER)}; got {names}")
+        required = [d.name for d in STAGES if not d.optional]
+        present = [name for name in names if not stage_declaration(name).optional]
+        orphans = [name for name in names if stage_declaration(name).optional
+                   and STAGE_ORDER[STAGE_ORDER.index(name) - 1] not in names]
+        if present != required[: len(present)] or orphans:
+            raise ValueError(f"stages must be a prefix of {list(STAGE_ORDER)} (optional: "
+                             f"{[d.name for d in STAGES if d.optional]}); got {names}")
         return names
 
 

@@ -207,6 +207,14 @@ class FilteredSong(SegmentedSong):
     filter_dropped: dict[str, int] = Field(description="clips dropped, by dropped_<reason>")
 
 
+class TokenizedSong(FilteredSong):
+    """A song whose kept clips have semantic tokens (tokenize's ``tokens.npz``: ``<clip_id>.<stream>`` arrays)."""
+
+    tokens: str = Field(description="tokens.npz, relative to the output root")
+    token_rate: float = Field(gt=0, description="tokens per second")
+    token_codes: int = Field(ge=2, description="size of the tokenizer's codebook")
+
+
 # --- shard ------------------------------------------------------------------------------------------
 
 

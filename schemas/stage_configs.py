@@ -133,6 +133,20 @@ class FilterConfig(StageConfig):
     )
 
 
+class TokenizeConfig(StageConfig):
+    """Semantic tokens of every kept clip's mixture, vocals and accompaniment, from a tokenizer artifact."""
+
+    model_ref_fields = ("tokenizer",)
+
+    resources: Resources = Resources(num_cpus=1.0, num_gpus=0.0, batch_size=8, max_workers=4)
+    tokenizer: str = Field(description="a tokenizer artifact's folder (ROOT/models/tokenizer/<id>), or 'latest': "
+                           "the newest under the job's root")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when the worker has a GPU")
+    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="autocast dtype on GPU")
+    batch_clips: int = Field(16, ge=1, description="clips (of similar length) in one forward pass")
+    cpu_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
+
+
 class ShardConfig(StageConfig):
     """WebDataset shards of the kept clips, split by a stable hash of the group key, as a dataset version."""
 

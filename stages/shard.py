@@ -10,24 +10,33 @@ membership and bytes independent of how Ray scheduled the work.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections import Counter
 
+import numpy as np
 import pyarrow as pa
 import ray
 
+from ..pipeline.dataset_reader import TOKEN_MEMBERS
 from ..pipeline.shards import Sample, ShardSpec, assemble_shards, write_shard
 from ..pipeline.stage import Result, Stage
 from ..pipeline.storage import artifact_path
 from ..pipeline.versions import publish, shard_entries
 from ..schemas.records import OK, Outcome
 from ..schemas.sample import SampleJson
-from ..schemas.song_records import Clip, FilteredSong, KeptClips, SampleEntry, ShardedSong
+from ..schemas.song_records import Clip, FilteredSong, KeptClips, SampleEntry, ShardedSong, TokenizedSong
 from ..schemas.stage_configs import ShardConfig
 from .audio_io import encode_flac, read_flac
 from .datacard import render_datacard
 
 AUDIO_SOURCES = {"mix": "audio", "vocals": "vocals", "accomp": "accomp"}
+
+
+def _npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()
 
 
 def split_of(group: str, splits: dict[str, float]) -> str:
@@ -45,15 +54,18 @@ class ShardStage(Stage[ShardConfig]):
     """Songs with kept clips in; a dataset version out (published when the whole run is done)."""
 
     name = "shard"
-    version = 2  # 2: sample JSON per schemas/sample.py (schema_version, word timings keyed "word", ms times)
+    # 2: sample JSON per schemas/sample.py (schema_version, word timings keyed "word", ms times)
+    # 3: token members song.npy, vocals.npy, accomp.npy when the songs come from tokenize
+    version = 3
     config_type = ShardConfig
     barrier = True
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
-        song = FilteredSong.model_validate(record)
+        song = (TokenizedSong if "tokens" in record else FilteredSong).model_validate(record)
         storage = self.context.storage
         clips = KeptClips.model_validate_json(storage.read_bytes(song.kept_clips)).clips
         audio = {m: read_flac(storage.read_bytes(getattr(song, AUDIO_SOURCES[m]))) for m in self.config.audio_members}
+        tokens = np.load(io.BytesIO(storage.read_bytes(song.tokens))) if isinstance(song, TokenizedSong) else None
         split = split_of(song.group, self.config.splits)
         samples: list[Sample] = []
         index = []
@@ -64,6 +76,8 @@ class ShardStage(Stage[ShardConfig]):
             for member, (signal, rate) in audio.items():
                 piece = signal[:, round(clip.start * rate) : round(clip.end * rate)]
                 members.append((f"{member}.flac", encode_flac(piece, rate)))
+            if tokens is not None:
+                members += [(f"{stream}.npy", _npy(tokens[f"{clip.clip_id}.{stream}"])) for stream in TOKEN_MEMBERS]
             samples.append((clip.clip_id, members))
             sha = hashlib.sha256(b"".join(data for _, data in members)).hexdigest()
             index.append(SampleEntry(key=clip.clip_id, seconds=clip.duration, sha256=sha,

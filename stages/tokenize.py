@@ -1,0 +1,159 @@
+"""tokenize: semantic tokens of every kept clip's mixture, vocals and accompaniment (BEST-RQ + k-means).
+
+Between ``filter`` and ``shard``, and optional: a job without it publishes audio-only shards. The tokenizer is
+a model artifact (``songcorpus train`` publishes it); its files' hash is the stage's weights hash, so a new
+tokenizer re-tokenizes and re-shards and touches nothing upstream. ``tokenizer = "latest"`` takes the newest
+one under the job's root, and when there is none yet the run goes on without tokens and says so: the demo
+runs, trains its tokenizer on the version it published, and runs again.
+
+Per song, the clips of each stream are cut from the stems, turned to 24 kHz mono, sorted by length and
+tokenized ``batch_clips`` at a time (autocast on GPU). ``tokens.npz`` holds one array per clip and stream,
+uint16 (uint32 when the codebook has more than 65536 codes), ``round(seconds × 50)`` tokens long within one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio.functional as taf
+from safetensors.torch import load_file
+
+from ..models.bestrq import BestRqConfig, Tokenizer
+from ..pipeline.dataset_reader import TOKEN_MEMBERS
+from ..pipeline.stage import Result, Stage
+from ..pipeline.storage import Storage, artifact_path
+from ..schemas.model_artifact import ARTIFACT_FILE, TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
+from ..schemas.song_records import FilteredSong, KeptClips, TokenizedSong
+from ..schemas.stage_configs import TokenizeConfig
+from .audio_io import read_flac
+from .model_provenance import trained_model_notice
+
+TOKENS = "tokens.npz"
+LATEST = "latest"
+#: the stream name in the shards (``TOKEN_MEMBERS``) -> the record field holding its audio
+STREAMS = dict(zip(TOKEN_MEMBERS, ("audio", "vocals", "accomp"), strict=True))
+
+
+def load_tokenizer(folder: Path) -> Tokenizer:
+    """A tokenizer artifact's ``Tokenizer`` (eval mode), from its config and safetensors weights."""
+    spec = json.loads((folder / TOKENIZER_CONFIG).read_text())
+    tokenizer = Tokenizer(BestRqConfig.from_dict(spec["bestrq"]), spec["layer"], spec["codes"])
+    tokenizer.load_state_dict(load_file(folder / TOKENIZER_WEIGHTS))
+    return tokenizer
+
+
+def _newest_tokenizer(storage: Storage) -> Path | None:
+    if not storage.is_local:
+        return None
+    records = [ModelArtifact.model_validate_json(p.read_text())
+               for p in Path(storage.full("models/tokenizer")).glob(f"*/{ARTIFACT_FILE}")]
+    newest = max(records, key=lambda a: (a.created, a.id), default=None)
+    return Path(storage.full(f"models/tokenizer/{newest.id}")) if newest else None
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``np.savez`` output with fixed member times, so the same tokens give the same bytes (``np.load`` reads it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.save(member, array, allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy"), member.getvalue())
+    return buffer.getvalue()
+
+
+def token_dtype(codes: int) -> type[np.unsignedinteger]:
+    return np.uint16 if codes <= 65536 else np.uint32
+
+
+class TokenizeStage(Stage[TokenizeConfig]):
+    """Songs with kept clips in; the same songs with a ``tokens.npz`` of every clip's three streams out."""
+
+    name = "tokenize"
+    version = 1
+    config_type = TokenizeConfig
+
+    @classmethod
+    def skip_reason(cls, config: TokenizeConfig, storage: Storage) -> str | None:  # type: ignore[override]
+        if config.tokenizer == LATEST and _newest_tokenizer(storage) is None:
+            return (f"no tokenizer under {storage.root}/models/tokenizer yet (tokenizer = 'latest'): the shards carry "
+                    "no tokens; `songcorpus train JOB` trains one, and the next run tokenizes")
+        return None
+
+    def _folder(self) -> Path:
+        if self.config.tokenizer == LATEST:
+            newest = _newest_tokenizer(self.context.storage)
+            if newest is None:
+                raise ValueError("stages.tokenize: no tokenizer under the job's root; run `songcorpus train` first")
+            return newest
+        folder = Path(self.config.tokenizer)
+        if not (folder / TOKENIZER_WEIGHTS).is_file():
+            raise ValueError(f"stages.tokenize.tokenizer: {folder} holds no {TOKENIZER_WEIGHTS} (a tokenizer "
+                             "artifact folder, ROOT/models/tokenizer/<id>, is what `songcorpus train` publishes)")
+        return folder
+
+    def weights_hash(self) -> str:
+        """The tokenizer's files: a new tokenizer re-tokenizes."""
+        folder, h = self._folder(), hashlib.sha256()
+        for name in (TOKENIZER_CONFIG, TOKENIZER_WEIGHTS):
+            h.update((folder / name).read_bytes())
+        return h.hexdigest()[:32]
+
+    def notices(self) -> list[str]:
+        notice = trained_model_notice(self.name, self._folder())
+        return [notice] if notice else []
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+        torch.set_num_threads(cfg.cpu_threads or max(1, math.ceil(cfg.resources.num_cpus)))
+        self.folder = self._folder()
+        self.tokenizer = load_tokenizer(self.folder).to(self.device)
+        self.rate = self.tokenizer.bestrq.config.sample_rate
+        self.codes = int(self.tokenizer.semantic.centroids.shape[0])
+        self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+
+    def _tokens(self, clips: list[torch.Tensor]) -> list[np.ndarray]:
+        """Tokens of each clip, batched by length (longest first) so padding stays small."""
+        out: list[np.ndarray] = [np.zeros(0)] * len(clips)
+        order = sorted(range(len(clips)), key=lambda i: -clips[i].numel())
+        for start in range(0, len(order), self.config.batch_clips):
+            chunk = order[start : start + self.config.batch_clips]
+            lengths = torch.tensor([clips[i].numel() for i in chunk])
+            batch = torch.zeros(len(chunk), int(lengths.max()))
+            for row, i in enumerate(chunk):
+                batch[row, : clips[i].numel()] = clips[i]
+            with torch.autocast(self.device.type, dtype=self.autocast or torch.float32,
+                                enabled=self.autocast is not None and self.device.type == "cuda"):
+                tokens, frames = self.tokenizer(batch.to(self.device), lengths.to(self.device))
+            for row, i in enumerate(chunk):
+                out[i] = tokens[row, : int(frames[row])].cpu().numpy().astype(token_dtype(self.codes))
+        return out
+
+    def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        song = FilteredSong.model_validate(record)
+        storage = self.context.storage
+        clips = KeptClips.model_validate_json(storage.read_bytes(song.kept_clips)).clips
+        arrays: dict[str, np.ndarray] = {}
+        for stream, field in STREAMS.items():
+            with self.timed("decode"):
+                audio, rate = read_flac(storage.read_bytes(getattr(song, field)))
+                mono = torch.from_numpy(audio.mean(axis=0).astype(np.float32))
+                pieces = [taf.resample(mono[round(c.start * rate) : round(c.end * rate)], rate, self.rate)
+                          for c in clips]
+            with self.timed("tokenize"):
+                tokens = self._tokens(pieces)
+            arrays.update({f"{clip.clip_id}.{stream}": t for clip, t in zip(clips, tokens, strict=True)})
+        with self.timed("write"):
+            rel = storage.write_bytes(artifact_path(self.name, fingerprint, TOKENS), npz_bytes(arrays))
+        out = TokenizedSong.extending(song, tokens=rel, token_rate=self.tokenizer.bestrq.config.frame_rate,
+                                      token_codes=self.codes)
+        return Result(out.model_dump(mode="json"), audio_seconds=song.clip_seconds)

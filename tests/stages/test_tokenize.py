@@ -1,0 +1,92 @@
+"""The tokenize stage in a whole job: token arrays in the shards at 50 Hz, and a new tokenizer re-tokenizes and
+re-shards while separation, alignment and everything else upstream is reused (ledger counts)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from songcorpus.models.bestrq import Tokenizer, config_for
+from songcorpus.pipeline.dataset_reader import open_dataset
+from songcorpus.pipeline.jobfile import parse_job
+from songcorpus.pipeline.runner import run_job
+from songcorpus.pipeline.storage import Storage
+from songcorpus.schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS
+from songcorpus.schemas.stage_configs import TokenizeConfig
+from songcorpus.stages.tokenize import TokenizeStage, npz_bytes
+from songcorpus.training.artifacts import publish_model
+
+REPO = Path(__file__).parents[2]
+CODES = 64
+
+
+def publish_random_tokenizer(root: Path, seed: int) -> str:
+    """A tiny tokenizer with random weights and centroids (its tokens mean nothing; their shape and flow do)."""
+    torch.manual_seed(seed)
+    config = config_for("tiny")
+    tokenizer = Tokenizer(config, layer=1, num_codes=CODES)
+    noise = torch.randn(2, config.sample_rate)
+    tokenizer.bestrq.normalizer.update(*tokenizer.bestrq.front_end(noise))
+    tokenizer.semantic.set_centroids(torch.randn(CODES, config.d_model))
+    with tempfile.TemporaryDirectory() as tmp:
+        save_file({k: v.contiguous() for k, v in tokenizer.state_dict().items()}, f"{tmp}/{TOKENIZER_WEIGHTS}")
+        Path(tmp, TOKENIZER_CONFIG).write_text(json.dumps({"bestrq": config.to_dict(), "layer": 1, "codes": CODES}))
+        artifact = publish_model(Storage(str(root)), "tokenizer", Path(tmp), name="random", summary=f"seed {seed}",
+                                 config={"seed": seed}, lineage={})
+    return artifact.id
+
+
+def _job(root: Path) -> tuple[str, object]:
+    text = (REPO / "jobs" / "demo.toml").read_text().replace("songs = 12", "songs = 2")
+    text = text.replace("min_seconds = 20.0\nmax_seconds = 40.0", "min_seconds = 20.0\nmax_seconds = 24.0")
+    return text, parse_job(text, root=str(root), base=REPO)
+
+
+def test_without_a_tokenizer_the_stage_sits_out_and_says_why(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    reason = TokenizeStage.skip_reason(TokenizeConfig(tokenizer="latest"), storage)
+    assert reason is not None and "songcorpus train" in reason
+    publish_random_tokenizer(tmp_path, 0)
+    assert TokenizeStage.skip_reason(TokenizeConfig(tokenizer="latest"), storage) is None
+    assert TokenizeStage.skip_reason(TokenizeConfig(tokenizer=str(tmp_path / "nowhere")), storage) is None
+
+
+def test_token_members_are_deterministic_bytes() -> None:
+    arrays = {"a.song": torch.arange(5).numpy().astype("uint16")}
+    assert npz_bytes(arrays) == npz_bytes(dict(arrays))
+
+
+@pytest.mark.timeout(900)
+def test_tokens_in_the_shards_and_a_new_tokenizer_touches_nothing_upstream(tmp_path: Path, ray_cluster: object) -> None:
+    root = tmp_path / "out"
+    publish_random_tokenizer(root, 0)
+    text, job = _job(root)
+    first = run_job(job, text)
+    assert first.status == "completed" and first.report["accounting_closed"]
+    assert any(n.startswith("tokenize used model tokenizer/") for n in first.report["notices"])
+    version = (root / "versions" / "LATEST").read_text()
+    samples: list[dict] = []
+    manifest = json.loads((root / "versions" / version / "manifest.json").read_text())
+    for split, count in manifest["splits"]["samples"].items():
+        if count:
+            samples += list(open_dataset(version, split, root=str(root), audio=()))
+    assert samples
+    for sample in samples:
+        expected = round(sample["json"]["duration"] * 50)
+        for stream in ("song", "vocals", "accomp"):
+            tokens = sample[f"{stream}_tokens"]
+            assert abs(len(tokens) - expected) <= 1 and int(tokens.max()) < CODES
+
+    publish_random_tokenizer(root, 1)  # newer: "latest" now names it
+    second = run_job(job, text)
+    stages = {s["name"]: s for s in second.report["stages"]}
+    assert [stages[s]["computed"] for s in ("ingest", "standardize", "separate", "align", "segment", "filter")] == \
+        [0] * 6
+    assert stages["tokenize"]["computed"] == stages["tokenize"]["input"] > 0
+    assert stages["shard"]["computed"] == stages["shard"]["input"]
+    assert (root / "versions" / "LATEST").read_text() != version
