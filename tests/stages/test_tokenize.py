@@ -16,6 +16,7 @@ from songcorpus.pipeline.dataset_reader import open_dataset
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.storage import Storage
+from songcorpus.schemas.job import JobSpec
 from songcorpus.schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS
 from songcorpus.schemas.stage_configs import TokenizeConfig
 from songcorpus.stages.tokenize import TokenizeStage, npz_bytes
@@ -41,7 +42,7 @@ def publish_random_tokenizer(root: Path, seed: int) -> str:
     return artifact.id
 
 
-def _job(root: Path) -> tuple[str, object]:
+def _job(root: Path) -> tuple[str, JobSpec]:
     text = (REPO / "jobs" / "demo.toml").read_text().replace("songs = 12", "songs = 2")
     text = text.replace("min_seconds = 20.0\nmax_seconds = 40.0", "min_seconds = 20.0\nmax_seconds = 24.0")
     return text, parse_job(text, root=str(root), base=REPO)
