@@ -4,42 +4,26 @@ re-shards while separation, alignment and everything else upstream is reused (le
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
 
-from songcorpus.models.bestrq import Tokenizer, config_for
 from songcorpus.pipeline.dataset_reader import open_dataset
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.job import JobSpec
-from songcorpus.schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS
 from songcorpus.schemas.stage_configs import TokenizeConfig
 from songcorpus.stages.tokenize import TokenizeStage, npz_bytes
-from songcorpus.training.artifacts import publish_model
+from songcorpus.training.smoke_tokenizer import publish_smoke_tokenizer
 
 REPO = Path(__file__).parents[2]
 CODES = 64
 
 
 def publish_random_tokenizer(root: Path, seed: int) -> str:
-    """A tiny tokenizer with random weights and centroids (its tokens mean nothing; their shape and flow do)."""
-    torch.manual_seed(seed)
-    config = config_for("tiny")
-    tokenizer = Tokenizer(config, layer=1, num_codes=CODES)
-    noise = torch.randn(2, config.sample_rate)
-    tokenizer.bestrq.normalizer.update(*tokenizer.bestrq.front_end(noise))
-    tokenizer.semantic.set_centroids(torch.randn(CODES, config.d_model))
-    with tempfile.TemporaryDirectory() as tmp:
-        save_file({k: v.contiguous() for k, v in tokenizer.state_dict().items()}, f"{tmp}/{TOKENIZER_WEIGHTS}")
-        Path(tmp, TOKENIZER_CONFIG).write_text(json.dumps({"bestrq": config.to_dict(), "layer": 1, "codes": CODES}))
-        artifact = publish_model(Storage(str(root)), "tokenizer", Path(tmp), name="random", summary=f"seed {seed}",
-                                 config={"seed": seed}, lineage={})
-    return artifact.id
+    return publish_smoke_tokenizer(Storage(str(root)), seed, codes=CODES).id
 
 
 def _job(root: Path) -> tuple[str, JobSpec]:
@@ -58,7 +42,7 @@ def test_without_a_tokenizer_the_stage_sits_out_and_says_why(tmp_path: Path) -> 
 
 
 def test_token_members_are_deterministic_bytes() -> None:
-    arrays = {"a.song": torch.arange(5).numpy().astype("uint16")}
+    arrays = {"a.song": np.arange(5, dtype=np.uint16)}
     assert npz_bytes(arrays) == npz_bytes(dict(arrays))
 
 
