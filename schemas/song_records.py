@@ -213,6 +213,7 @@ class TokenizedSong(FilteredSong):
     tokens: str = Field(description="tokens.npz, relative to the output root")
     token_rate: float = Field(gt=0, description="tokens per second")
     token_codes: int = Field(ge=2, description="size of the tokenizer's codebook")
+    tokenizer: str = Field(description="the tokenizer's folder name: its model artifact id")
 
 
 # --- shard ------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 import torchaudio.functional as taf
 from safetensors.torch import load_file
@@ -30,6 +31,7 @@ from ..pipeline.dataset_reader import TOKEN_MEMBERS
 from ..pipeline.stage import Result, Stage
 from ..pipeline.storage import Storage, artifact_path
 from ..schemas.model_artifact import ARTIFACT_FILE, TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
+from ..schemas.records import OK
 from ..schemas.song_records import FilteredSong, KeptClips, TokenizedSong
 from ..schemas.stage_configs import TokenizeConfig
 from .audio_io import read_flac
@@ -155,5 +157,24 @@ class TokenizeStage(Stage[TokenizeConfig]):
         with self.timed("write"):
             rel = storage.write_bytes(artifact_path(self.name, fingerprint, TOKENS), npz_bytes(arrays))
         out = TokenizedSong.extending(song, tokens=rel, token_rate=self.tokenizer.bestrq.config.frame_rate,
-                                      token_codes=self.codes)
+                                      token_codes=self.codes, tokenizer=self.folder.name)
         return Result(out.model_dump(mode="json"), audio_seconds=song.clip_seconds)
+
+    @classmethod
+    def report_section(cls, rows: pa.Table, storage: Storage) -> dict | None:
+        records = [TokenizedSong.model_validate_json(r) for r, status in
+                   zip(rows["record"].to_pylist(), rows["status"].to_pylist(), strict=True) if status == OK and r]
+        if not records:
+            return None
+        lines = [(f"{len(records)} songs, {sum(r.clip_count for r in records)} clips, "
+                  f"{sum(r.clip_seconds for r in records) / 3600:.3f} h tokenized (song, vocals, accompaniment) "
+                  f"at {records[0].token_rate:g} Hz")]
+        for tokenizer in sorted({r.tokenizer for r in records}):
+            record = f"models/tokenizer/{tokenizer}/{ARTIFACT_FILE}"
+            metrics = ModelArtifact.model_validate_json(storage.read_bytes(record)).metrics \
+                if storage.exists(record) else {}
+            held_out = (f"held-out masked accuracy {metrics['masked_accuracy']:.3f} (chance "
+                        f"{metrics['chance_accuracy']:.4f}), semantic codes used {metrics['tokens_usage']['used']} "
+                        f"of {records[0].token_codes}") if "masked_accuracy" in metrics else "no held-out metrics"
+            lines.append(f"tokenizer {tokenizer}: {held_out}")
+        return {"title": "tokenize: tokens", "lines": lines}

@@ -54,6 +54,8 @@ def test_tokens_in_the_shards_and_a_new_tokenizer_touches_nothing_upstream(tmp_p
     first = run_job(job, text)
     assert first.status == "completed" and first.report["accounting_closed"]
     assert any(n.startswith("tokenize used model tokenizer/") for n in first.report["notices"])
+    section = next(s for s in first.report["sections"] if s["title"] == "tokenize: tokens")
+    assert "tokenized (song, vocals, accompaniment) at 50 Hz" in section["lines"][0]
     version = (root / "versions" / "LATEST").read_text()
     samples: list[dict] = []
     manifest = json.loads((root / "versions" / version / "manifest.json").read_text())
