@@ -30,7 +30,12 @@ class TokenizerTrainConfig(StrictModel):
     learning_rate: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(20, ge=0, description="linear warm-up, then cosine decay to 0")
     layer: int = Field(1, ge=1, description="encoder layer the semantic quantizer reads (1-based; the paper: 14 of 24)")
-    codes: int = Field(1024, ge=2, le=65536, description="k-means codebook size K of the semantic tokens")
+    codes: int = Field(1024, ge=2, le=65536, description="codebook size K of the semantic tokens")
+    quantizer: Literal["kmeans", "vq"] = Field(
+        "kmeans", description="kmeans: centroids in the layer's space; vq: the paper's learned VQ (a learned map "
+        "down to vq_dim, an EMA codebook there; SongCreator: 16384 codes x 32)")
+    vq_dim: int = Field(32, ge=1, description="dimension of the learned VQ's codes")
+    vq_steps: int = Field(500, ge=1, description="steps of the learned VQ's fit")
     kmeans_iterations: int = Field(20, ge=1)
     kmeans_max_frames: int = Field(200_000, ge=1, description="frames sampled from the train split to fit k-means")
     eval_split: str = Field("test", description="held-out split for masked accuracy and codebook usage")

@@ -46,7 +46,8 @@ STREAMS = dict(zip(TOKEN_MEMBERS, ("audio", "vocals", "accomp"), strict=True))
 def load_tokenizer(folder: Path) -> Tokenizer:
     """A tokenizer artifact's ``Tokenizer`` (eval mode), from its config and safetensors weights."""
     spec = json.loads((folder / TOKENIZER_CONFIG).read_text())
-    tokenizer = Tokenizer(BestRqConfig.from_dict(spec["bestrq"]), spec["layer"], spec["codes"])
+    tokenizer = Tokenizer(BestRqConfig.from_dict(spec["bestrq"]), spec["layer"], spec["codes"],
+                          spec.get("projection_dim"))
     tokenizer.load_state_dict(load_file(folder / TOKENIZER_WEIGHTS))
     return tokenizer
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 import torchaudio.functional as taf
 from safetensors.torch import save_file
 from torch import Tensor, nn
@@ -116,6 +117,33 @@ def kmeans(points: Tensor, k: int, iterations: int, generator: torch.Generator) 
     return c
 
 
+def fit_vq(frames: Tensor, codes: int, dim: int, steps: int, generator: torch.Generator) -> tuple[nn.Linear, Tensor]:
+    """A learned VQ on the layer's frames, VQ-VAE style: a linear map down to ``dim`` and a map back up, trained to
+    reconstruct the frames through the codebook (straight-through, commitment 0.25), the codebook itself an
+    exponential moving average (0.99) of the frames assigned to each code. Returns the down map and the codebook."""
+    torch.manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
+    frames = frames.float()
+    down, up = nn.Linear(frames.shape[1], dim), nn.Linear(dim, frames.shape[1])
+    with torch.no_grad():
+        codebook = down(frames[torch.randint(frames.shape[0], (codes,), generator=generator)])
+    sums, counts = codebook.clone(), torch.ones(codes)
+    optimizer = torch.optim.Adam([*down.parameters(), *up.parameters()], lr=1e-3)
+    for _ in range(steps):
+        batch = frames[torch.randint(frames.shape[0], (min(1024, frames.shape[0]),), generator=generator)]
+        z = down(batch)
+        assign = torch.cdist(z.detach(), codebook).argmin(dim=1)
+        q = codebook[assign]
+        loss = F.mse_loss(up(z + (q - z).detach()), batch) + 0.25 * F.mse_loss(z, q)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            counts.mul_(0.99).add_(torch.bincount(assign, minlength=codes).float(), alpha=0.01)
+            sums.mul_(0.99).add_(torch.zeros_like(sums).index_add_(0, assign, z.detach()), alpha=0.01)
+            codebook = sums / counts.clamp(min=1e-5)[:, None]
+    return down, codebook
+
+
 def _layer_frames(tokenizer: Tokenizer, clips: list[Tensor], limit: int, generator: torch.Generator) -> Tensor:
     hidden = [tokenizer.hidden_states(clip[None], torch.tensor([clip.numel()]))[0][0] for clip in clips]
     frames = torch.cat(hidden)
@@ -182,11 +210,17 @@ def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> Mo
                         checkpoint_every=train.loop.checkpoint_every, seed=train.loop.seed,
                         num_workers=train.loop.num_workers, use_gpu=train.loop.use_gpu)
     result = train_on_ray(TokenizerTask(clips, config, train), loop)
-    tokenizer = Tokenizer(config, train.layer, train.codes)
+    projection_dim = train.vq_dim if train.quantizer == "vq" else None
+    tokenizer = Tokenizer(config, train.layer, train.codes, projection_dim)
     tokenizer.bestrq.load_state_dict(result.state_dict)
     generator = torch.Generator().manual_seed(train.loop.seed)
     with torch.no_grad():
         frames = _layer_frames(tokenizer, clips, train.kmeans_max_frames, generator)
+    if train.quantizer == "vq":
+        down, codebook = fit_vq(frames, train.codes, train.vq_dim, train.vq_steps, generator)
+        tokenizer.semantic.load_state_dict({"projection.weight": down.weight.detach(),
+                                            "projection.bias": down.bias.detach(), "centroids": codebook})
+    else:
         tokenizer.semantic.set_centroids(kmeans(frames, train.codes, train.kmeans_iterations, generator))
     metrics = {"held_out_split": held_out_split, **judge(tokenizer, held_out, train),
                "train_loss_first": result.history[0]["loss"] if result.history else None,
@@ -195,13 +229,14 @@ def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> Mo
     with tempfile.TemporaryDirectory() as tmp:
         save_file({k: v.contiguous() for k, v in tokenizer.state_dict().items()}, f"{tmp}/{TOKENIZER_WEIGHTS}")
         Path(tmp, TOKENIZER_CONFIG).write_text(json.dumps(
-            {"bestrq": config.to_dict(), "layer": train.layer, "codes": train.codes}, indent=2, sort_keys=True))
+            {"bestrq": config.to_dict(), "layer": train.layer, "codes": train.codes, "projection_dim": projection_dim},
+            indent=2, sort_keys=True))
         return publish_model(
             storage, "tokenizer", Path(tmp), name=f"bestrq-{train.size}",
-            summary=(f"BEST-RQ {train.size}, layer {train.layer}, K={train.codes}, {train.loop.steps} steps on "
-                     f"{len(clips)} clips of {job_name} {manifest['id']}; held-out masked accuracy "
-                     f"{metrics['masked_accuracy']:.3f} (chance {metrics['chance_accuracy']:.4f}, most frequent "
-                     f"target {metrics['majority_accuracy']:.3f})"),
+            summary=(f"BEST-RQ {train.size}, layer {train.layer}, {train.quantizer} K={train.codes}, "
+                     f"{train.loop.steps} steps on {len(clips)} clips of {job_name} {manifest['id']}; held-out "
+                     f"masked accuracy {metrics['masked_accuracy']:.3f} (chance {metrics['chance_accuracy']:.4f}, "
+                     f"most frequent target {metrics['majority_accuracy']:.3f})"),
             config=train.model_dump(mode="json"), lineage={"dataset_version": manifest["id"], "job": job_name},
             metrics=metrics,
         )

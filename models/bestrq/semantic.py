@@ -16,12 +16,18 @@ from songcorpus.models.bestrq.model import BestRq
 
 
 class SemanticQuantizer(nn.Module):
-    """``num_codes`` centroids of dimension ``dim`` (a buffer: fitted outside, saved with the tokenizer)."""
+    """``num_codes`` centroids (buffers: fitted outside, saved with the tokenizer).
 
-    def __init__(self, num_codes: int, dim: int) -> None:
+    Without ``projection_dim`` the centroids live in the layer's own space (k-means). With it, frames are first
+    projected to ``projection_dim`` by a learned linear map and matched there: the paper's learned VQ (16384 codes
+    of dimension 32).
+    """
+
+    def __init__(self, num_codes: int, dim: int, projection_dim: int | None = None) -> None:
         super().__init__()
+        self.projection = nn.Linear(dim, projection_dim) if projection_dim else None
         self.centroids: Tensor
-        self.register_buffer("centroids", torch.zeros(num_codes, dim))
+        self.register_buffer("centroids", torch.zeros(num_codes, projection_dim or dim))
 
     def set_centroids(self, centroids: Tensor) -> None:
         if centroids.shape != self.centroids.shape:
@@ -30,9 +36,11 @@ class SemanticQuantizer(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """Token ids ``(batch, frames)`` of hidden states ``(batch, frames, dim)``: the nearest centroid."""
-        centroids = self.centroids.float()
+        centroids, hidden = self.centroids.float(), hidden.float()
+        if self.projection is not None:
+            hidden = self.projection.float()(hidden)
         # argmin |h - c|^2 = argmax (2 h.c - |c|^2); |h|^2 is the same for every centroid
-        scores = 2 * hidden.float() @ centroids.T - (centroids * centroids).sum(dim=1)
+        scores = 2 * hidden @ centroids.T - (centroids * centroids).sum(dim=1)
         return scores.argmax(dim=-1)
 
 
@@ -40,13 +48,13 @@ class Tokenizer(nn.Module):
     """24 kHz mono audio → semantic tokens at the front end's frame rate (50 Hz): BEST-RQ up to ``layer``, then
     the semantic quantizer. Always in ``eval()`` mode: tokens must not depend on batch statistics."""
 
-    def __init__(self, config: BestRqConfig, layer: int, num_codes: int) -> None:
+    def __init__(self, config: BestRqConfig, layer: int, num_codes: int, projection_dim: int | None = None) -> None:
         super().__init__()
         if not 1 <= layer <= config.num_layers:
             raise ValueError(f"layer must be in [1, {config.num_layers}], got {layer}")
         self.layer = layer
         self.bestrq = BestRq(config)
-        self.semantic = SemanticQuantizer(num_codes, config.d_model)
+        self.semantic = SemanticQuantizer(num_codes, config.d_model, projection_dim)
         self.eval()
 
     def train(self, mode: bool = True) -> Tokenizer:

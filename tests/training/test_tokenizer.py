@@ -3,20 +3,19 @@ held-out judgement against chance, the published artifact, and tokens that survi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from songcorpus.models.bestrq import BestRqConfig, Tokenizer
+from songcorpus.models.bestrq import SemanticQuantizer
 from songcorpus.pipeline.dataset_reader import resolve_version
 from songcorpus.pipeline.storage import Storage
-from songcorpus.schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
+from songcorpus.schemas.model_artifact import ModelArtifact
 from songcorpus.schemas.train_configs import LoopConfig, TokenizerTrainConfig
+from songcorpus.stages.tokenize import load_tokenizer
 from songcorpus.training.artifacts import list_models, local_folder
-from songcorpus.training.tokenizer import kmeans, load_clips, train_tokenizer
+from songcorpus.training.tokenizer import fit_vq, kmeans, load_clips, train_tokenizer
 from tests.training.song_version import build_song_version
 
 TRAIN = TokenizerTrainConfig(loop=LoopConfig(steps=60, checkpoint_every=30), batch_size=6, crop_seconds=2.0,
@@ -28,13 +27,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, ray_cluster: object) -> tu
     root = tmp_path_factory.mktemp("root")
     build_song_version(root)
     return root, train_tokenizer(str(root), TRAIN, "songs")
-
-
-def _load(folder: Path) -> Tokenizer:
-    spec = json.loads((folder / TOKENIZER_CONFIG).read_text())
-    tokenizer = Tokenizer(BestRqConfig.from_dict(spec["bestrq"]), spec["layer"], spec["codes"])
-    tokenizer.load_state_dict(load_file(folder / TOKENIZER_WEIGHTS))
-    return tokenizer
 
 
 def test_the_tokenizer_learns_and_is_judged_on_held_out_clips(trained: tuple[Path, ModelArtifact]) -> None:
@@ -53,7 +45,8 @@ def test_tokens_survive_save_and_load_and_match_the_clip_length(trained: tuple[P
     root, artifact = trained
     version_dir, _ = resolve_version(artifact.lineage["dataset_version"], str(root))
     clips = load_clips(version_dir, "test", 24000)[:3]
-    first, second = _load(local_folder(Storage(str(root)), artifact)), _load(local_folder(Storage(str(root)), artifact))
+    folder = local_folder(Storage(str(root)), artifact)
+    first, second = load_tokenizer(folder), load_tokenizer(folder)
     for clip in clips:
         lengths = torch.tensor([clip.numel()])
         tokens, frames = first(clip[None], lengths)
@@ -69,3 +62,20 @@ def test_kmeans_is_deterministic_for_a_seed_and_finds_separated_clusters() -> No
     b = kmeans(points, 3, 10, torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
     assert sorted(round(float(v)) for v in a.max(dim=1).values) == [5, 5, 5]
+
+
+def test_the_learned_vq_reconstructs_better_than_its_start_and_tokenizes() -> None:
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(8, 16, generator=generator) * 3
+    frames = centres[torch.randint(8, (2000,), generator=generator)] + 0.1 * torch.randn(2000, 16, generator=generator)
+    down, codebook = fit_vq(frames, codes=8, dim=4, steps=300, generator=torch.Generator().manual_seed(1))
+    again, _ = fit_vq(frames, codes=8, dim=4, steps=300, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(down.weight, again.weight)  # deterministic for a seed
+    quantizer = SemanticQuantizer(8, 16, projection_dim=4)
+    quantizer.load_state_dict({"projection.weight": down.weight.detach(), "projection.bias": down.bias.detach(),
+                               "centroids": codebook})
+    tokens = quantizer(frames[None])[0]
+    # frames of one true centre share a token, for most centres: the codebook found the clusters
+    truth = torch.cdist(frames, centres).argmin(dim=1)
+    purity = sum(int(torch.bincount(tokens[truth == c]).max()) for c in range(8)) / len(frames)
+    assert purity > 0.8 and tokens.unique().numel() >= 5
