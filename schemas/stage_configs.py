@@ -127,6 +127,13 @@ class FilterConfig(StageConfig):
     min_vocal_to_accomp_db: float = Field(-40.0, description="songs with quieter vocals are rejected")
     min_clip_seconds: float = Field(3.0, ge=0, description="shorter clips are dropped")
     max_clip_seconds: float = Field(30.0, gt=0, description="longer clips are dropped")
+
+    @model_validator(mode="after")
+    def _clip_bounds_in_order(self) -> FilterConfig:
+        if self.min_clip_seconds > self.max_clip_seconds:
+            raise ValueError(f"min_clip_seconds ({self.min_clip_seconds:g}) must not exceed max_clip_seconds "
+                             f"({self.max_clip_seconds:g}): every clip would be dropped")
+        return self
     min_clip_score: float = Field(0.0, ge=0, le=1, description="lyric clips with a lower mean word score are dropped")
     min_clip_vocal_activity: float = Field(
         0.1, ge=0, le=1, description="lyric clips with a smaller share of active vocal frames are dropped"

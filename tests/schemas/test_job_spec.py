@@ -100,3 +100,9 @@ models = { en = "weights/aligner", de = "facebook/wav2vec2-german" }
         "de": "facebook/wav2vec2-german",
     }
     assert job.root == str((tmp_path / "out").resolve())
+
+
+def test_filter_clip_bounds_out_of_order_are_refused():
+    text = VALID + "[stages.separate]\n[stages.align]\n[stages.segment]\n[stages.filter]\nmin_clip_seconds = 40\n"
+    with pytest.raises(JobSpecError, match=r"min_clip_seconds \(40\) must not exceed max_clip_seconds"):
+        parse_job(text)
