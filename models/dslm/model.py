@@ -1,0 +1,133 @@
+"""The DSLM network (SongCreator §3.2): lyrics encoder, two decoders of DSLM blocks in lockstep, song decoder.
+
+A DSLM block is self-attention over its own stream → cross-attention to the lyrics → bidirectional
+cross-attention (BCA) to the other decoder at the same layer → feed-forward, each pre-norm with a residual.
+The two decoders advance layer by layer together; BCA at layer l reads the other side's layer-l input. Which
+positions see which is decided by the task's masks (``masks.TASKS``). The song decoder is a non-autoregressive
+Transformer over the sum of the two decoders' final states and predicts song tokens at every step.
+Positions are sinusoidal (no length limit in the weights).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from songcorpus.models.dslm.config import DslmConfig
+from songcorpus.models.dslm.masks import TASKS, bidirectional_cross_attention_masks, self_attention_mask
+
+
+def sinusoids(length: int, dim: int, device: torch.device | None = None) -> Tensor:
+    """``(length, dim)`` sinusoidal positions (Vaswani et al. 2017)."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
+    return table
+
+
+class Attention(nn.Module):
+    """Multi-head attention with a boolean may-attend mask. A query that may see no key gets a zero output, so a
+    stream cut off from the other one (BCA ``None``) is exactly unaffected by it."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.query, self.key_value, self.out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, memory: Tensor, allowed: Tensor) -> Tensor:
+        """``x`` (B, Lq, D) attends to ``memory`` (B, Lk, D) where ``allowed`` (B or 1, Lq, Lk) is True."""
+        batch, length, dim = x.shape
+        q = self.query(x).view(batch, length, self.heads, -1).transpose(1, 2)
+        k, v = self.key_value(memory).view(batch, memory.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        allowed = allowed[:, None]  # one mask for every head
+        seen = allowed.any(dim=-1, keepdim=True)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        scores = scores.masked_fill(~allowed, float("-inf")).masked_fill(~seen, 0.0)
+        weights = F.dropout(scores.softmax(dim=-1), self.dropout, self.training)
+        return self.out(((weights @ v) * seen).transpose(1, 2).reshape(batch, length, dim))
+
+
+class DslmBlock(nn.Module):
+    def __init__(self, config: DslmConfig) -> None:
+        super().__init__()
+        d, h, p = config.d_model, config.heads, config.dropout
+        self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(5))  # SA, CA, BCA (self, other), FFN
+        self.self_attention, self.lyrics_attention, self.bca = (Attention(d, h, p) for _ in range(3))
+        self.ffn = nn.Sequential(nn.Linear(d, config.ffn), nn.GELU(), nn.Dropout(p), nn.Linear(config.ffn, d))
+        self.drop = nn.Dropout(p)
+
+    def forward(self, h: Tensor, other: Tensor, lyrics: Tensor, sa: Tensor, to_lyrics: Tensor, bca: Tensor) -> Tensor:
+        n = self.norms
+        h = h + self.drop(self.self_attention(n[0](h), n[0](h), sa))
+        h = h + self.drop(self.lyrics_attention(n[1](h), lyrics, to_lyrics))
+        h = h + self.drop(self.bca(n[2](h), n[3](other), bca))
+        return h + self.drop(self.ffn(n[4](h)))
+
+
+@dataclass(frozen=True)
+class DslmOutput:
+    vocals: Tensor  # (B, T, vocab) logits of the next vocals token at each step
+    accompaniment: Tensor
+    song: Tensor  # (B, T, vocab) logits of the song token at each step
+
+
+class Dslm(nn.Module):
+    def __init__(self, config: DslmConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.lyrics_embedding = nn.Embedding(config.lyrics_vocab, d)
+        layer = nn.TransformerEncoderLayer(d, config.heads, config.ffn, config.dropout, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.lyrics_encoder = nn.TransformerEncoder(layer, config.lyrics_layers, enable_nested_tensor=False)
+        self.vocals_embedding, self.accompaniment_embedding = (nn.Embedding(config.vocab, d) for _ in range(2))
+        self.vocals_decoder = nn.ModuleList(DslmBlock(config) for _ in range(config.decoder_layers))
+        self.accompaniment_decoder = nn.ModuleList(DslmBlock(config) for _ in range(config.decoder_layers))
+        self.song_decoder = nn.TransformerEncoder(layer, config.song_layers, enable_nested_tensor=False)
+        self.final_norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(3))
+        self.heads = nn.ModuleList(nn.Linear(d, config.vocab) for _ in range(3))  # vocals, accompaniment, song
+
+    def encode_lyrics(self, lyrics: Tensor, lyrics_padding: Tensor) -> Tensor:
+        """``(B, L, D)`` states of the lyric tokens (``lyrics_padding`` True at padding)."""
+        x = self.lyrics_embedding(lyrics) + sinusoids(lyrics.shape[1], self.config.d_model, lyrics.device)
+        return self.lyrics_encoder(x, src_key_padding_mask=lyrics_padding)
+
+    def forward(self, lyrics: Tensor, lyrics_padding: Tensor, vocals: Tensor, accompaniment: Tensor,
+                task: str) -> DslmOutput:
+        """Logits for inputs ``vocals`` and ``accompaniment`` ``(B, T)`` (one time axis) under ``task``'s masks."""
+        masks = TASKS[task]
+        steps, device = vocals.shape[1], vocals.device
+        positions = sinusoids(steps, self.config.d_model, device)
+        v, a = self.vocals_embedding(vocals) + positions, self.accompaniment_embedding(accompaniment) + positions
+        text = self.encode_lyrics(lyrics, lyrics_padding)
+        to_lyrics = (~lyrics_padding)[:, None, :].expand(-1, steps, -1)
+        sa_v, sa_a = (self_attention_mask(kind, steps, device)[None] for kind in (masks.vocals, masks.accompaniment))
+        v_sees_a, a_sees_v = (m[None] for m in bidirectional_cross_attention_masks(masks.bca, steps, device))
+        for vocal_block, accompaniment_block in zip(self.vocals_decoder, self.accompaniment_decoder, strict=True):
+            v, a = vocal_block(v, a, text, sa_v, to_lyrics, v_sees_a), accompaniment_block(a, v, text, sa_a,
+                                                                                            to_lyrics, a_sees_v)
+        v, a = self.final_norms[0](v), self.final_norms[1](a)
+        song = self.final_norms[2](self.song_decoder(v + a + positions))
+        return DslmOutput(self.heads[0](v), self.heads[1](a), self.heads[2](song))
+
+
+def dslm_loss(output: DslmOutput, vocals: Tensor, accompaniment: Tensor, song: Tensor) -> Tensor:
+    """CE(vocals) + CE(accompaniment) + CE(song) (SongCreator); targets are -100 where nothing is predicted, and a
+    stream with nothing to predict (a task's ``none`` stream) adds nothing."""
+    total = output.song.new_zeros(())
+    for logits, target in ((output.vocals, vocals), (output.accompaniment, accompaniment), (output.song, song)):
+        if bool((target != -100).any()):
+            total = total + F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
+    return total
+
+
+def parameter_count(config: DslmConfig) -> int:
+    """Parameters of ``Dslm(config)``, counted on the meta device."""
+    with torch.device("meta"):
+        model = Dslm(config)
+    return sum(p.numel() for p in model.parameters())
