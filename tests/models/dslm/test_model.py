@@ -35,7 +35,7 @@ def _changed(model: Dslm, task: str, stream: str, position: int) -> dict[str, li
             for name in ("vocals", "accompaniment", "song")}
 
 
-ALL, FROM_P, NONE = list(range(STEPS)), list(range(P, STEPS)), []
+ALL, FROM_P, NONE = list(range(STEPS)), list(range(P, STEPS)), list[int]()
 
 
 @pytest.mark.parametrize(("task", "stream", "expected"), [
