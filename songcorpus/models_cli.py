@@ -19,7 +19,7 @@ def _storage(args: argparse.Namespace) -> Storage:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .training.artifacts import list_models
+    from .pipeline.model_registry import list_models
 
     found = list_models(_storage(args), args.kind)
     if not found:
@@ -30,7 +30,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .training.artifacts import artifact_dir, resolve_model
+    from .pipeline.model_registry import artifact_dir, resolve_model
 
     storage = _storage(args)
     artifact = resolve_model(storage, args.model)
@@ -41,7 +41,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from .training.artifacts import diff_models, resolve_model
+    from .pipeline.model_registry import resolve_model
+    from .training.artifacts import diff_models
 
     storage = _storage(args)
     a, b = resolve_model(storage, args.model), resolve_model(storage, args.other)

@@ -28,9 +28,10 @@ from safetensors.torch import load_file
 
 from ..models.bestrq import BestRqConfig, Tokenizer
 from ..pipeline.dataset_reader import TOKEN_MEMBERS
+from ..pipeline.model_registry import artifact_dir, list_models, load_model, local_folder, resolve_model
 from ..pipeline.stage import Result, Stage
 from ..pipeline.storage import Storage, artifact_path
-from ..schemas.model_artifact import ARTIFACT_FILE, TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
+from ..schemas.model_artifact import ARTIFACT_FILE, TOKENIZER_CONFIG, TOKENIZER_WEIGHTS
 from ..schemas.records import OK
 from ..schemas.song_records import FilteredSong, KeptClips, TokenizedSong
 from ..schemas.stage_configs import TokenizeConfig
@@ -53,12 +54,9 @@ def load_tokenizer(folder: Path) -> Tokenizer:
 
 
 def _newest_tokenizer(storage: Storage) -> Path | None:
-    if not storage.is_local:
+    if not storage.is_local or not list_models(storage, "tokenizer"):
         return None
-    records = [ModelArtifact.model_validate_json(p.read_text())
-               for p in Path(storage.full("models/tokenizer")).glob(f"*/{ARTIFACT_FILE}")]
-    newest = max(records, key=lambda a: (a.created, a.id), default=None)
-    return Path(storage.full(f"models/tokenizer/{newest.id}")) if newest else None
+    return local_folder(storage, resolve_model(storage, "tokenizer/latest"))
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -171,9 +169,8 @@ class TokenizeStage(Stage[TokenizeConfig]):
                   f"{sum(r.clip_seconds for r in records) / 3600:.3f} h tokenized (song, vocals, accompaniment) "
                   f"at {records[0].token_rate:g} Hz")]
         for tokenizer in sorted({r.tokenizer for r in records}):
-            record = f"models/tokenizer/{tokenizer}/{ARTIFACT_FILE}"
-            metrics = ModelArtifact.model_validate_json(storage.read_bytes(record)).metrics \
-                if storage.exists(record) else {}
+            folder = artifact_dir("tokenizer", tokenizer)
+            metrics = load_model(storage, folder).metrics if storage.exists(f"{folder}/{ARTIFACT_FILE}") else {}
             held_out = (f"held-out masked accuracy {metrics['masked_accuracy']:.3f} (chance "
                         f"{metrics['chance_accuracy']:.4f}), semantic codes used {metrics['tokens_usage']['used']} "
                         f"of {records[0].token_codes}") if "masked_accuracy" in metrics else "no held-out metrics"

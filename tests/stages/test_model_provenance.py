@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from songcorpus.pipeline.model_registry import local_folder
 from songcorpus.pipeline.stage import StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.stage_configs import AlignConfig
 from songcorpus.stages.align import AlignStage
 from songcorpus.stages.align_models import build_smoke_align_model
-from songcorpus.training.artifacts import local_folder, publish_model
+from songcorpus.training.artifacts import publish_model
 
 
 def _align_stage(folder: Path, root: Path) -> AlignStage:

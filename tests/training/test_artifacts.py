@@ -8,16 +8,10 @@ import pytest
 
 from songcorpus.cli import main
 from songcorpus.pipeline.errors import UserError
+from songcorpus.pipeline.model_registry import artifact_dir, list_models, local_folder, resolve_model
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.model_artifact import ARTIFACT_FILE, ModelArtifact
-from songcorpus.training.artifacts import (
-    artifact_dir,
-    diff_models,
-    list_models,
-    local_folder,
-    publish_model,
-    resolve_model,
-)
+from songcorpus.training.artifacts import diff_models, publish_model
 
 
 def _weights(folder: Path, payload: bytes) -> Path:

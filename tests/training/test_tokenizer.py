@@ -10,11 +10,11 @@ import torch
 
 from songcorpus.models.bestrq import SemanticQuantizer
 from songcorpus.pipeline.dataset_reader import resolve_version
+from songcorpus.pipeline.model_registry import list_models, local_folder
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.model_artifact import ModelArtifact
 from songcorpus.schemas.train_configs import LoopConfig, TokenizerTrainConfig
 from songcorpus.stages.tokenize import load_tokenizer
-from songcorpus.training.artifacts import list_models, local_folder
 from songcorpus.training.tokenizer import fit_vq, kmeans, load_clips, train_tokenizer
 from tests.training.song_version import build_song_version
 
