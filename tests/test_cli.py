@@ -41,7 +41,7 @@ def test_validate_prints_the_phases_and_the_fitted_plan_without_running(tmp_path
     assert main(["validate", str(DEMO)]) == 0
     out = capsys.readouterr().out
     assert "job 'demo' is valid" in out and "phase 2: standardize -> separate -> align -> segment -> filter" in out
-    assert "phase 3: shard" in out and "separate " in out
+    assert "phase 3: tokenize -> shard" in out and "separate " in out
     assert not (tmp_path / "out").exists()
 
 

@@ -26,6 +26,7 @@ from songcorpus.schemas.song_records import (
     SampleEntry,
     SegmentedSong,
     ShardedSong,
+    TokenizedSong,
     Word,
 )
 from tests.recordtools import aligned, alignment, ingested, separated, standardized
@@ -55,6 +56,8 @@ def examples() -> list[BaseModel]:
                                       segment_dropped={"line_unaligned": 1})
     kept = FilteredSong.extending(planned, kept_clips="kept_clips.json", clip_count=1, clip_seconds=clip.duration,
                                   filter_dropped={"dropped_clip_too_short": 1}, lineage={"filter": "f" * 32})
+    tokenized = TokenizedSong.extending(kept, tokens="tokens.npz", token_rate=50.0, token_codes=256,
+                                        tokenizer="tokenizer-0123456789abcdef")
     entry = SampleEntry(key=clip.clip_id, seconds=clip.duration, sha256="e" * 64, bytes=1234)
     sharded = ShardedSong(song_id="s1", split="train", fragment="samples.tar", samples=(entry,), language=None)
     sample_json = SampleJson(
@@ -65,7 +68,7 @@ def examples() -> list[BaseModel]:
     summary = AlignmentSummary(**doc.model_dump(exclude={"lines"}))
     levels = AudioLevels(loudness_lufs=None, peak_dbfs=-0.1, clipping_ratio=0.0, silence_ratio=0.2)
     return [first, levels, decoded, stems, song, doc, summary, *lines, *words, clip, plan, KeptClips(clips=(clip,)),
-            planned, kept, entry, sharded, sample_json]
+            planned, kept, tokenized, entry, sharded, sample_json]
 
 
 def record_types() -> set[type[BaseModel]]:
