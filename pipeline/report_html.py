@@ -278,6 +278,10 @@ def _section(section: dict[str, Any]) -> str:
                                          h.get("xlabel", ""), h.get("ylabel", ""), h.get("id", "h")),
               f"{h.get('title', '')}: no data.")
         for h in section.get("histograms") or []
+    ] + [
+        _plot(report_plots.curves_svg(c.get("series") or {}, c.get("title", ""), c.get("xlabel", ""),
+                                      c.get("ylabel", ""), c.get("id", "c")), f"{c.get('title', '')}: no data.")
+        for c in section.get("curves") or []
     ]
     table = section.get("table") or {}
     rows = ["<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.get("rows") or []]
@@ -331,6 +335,10 @@ def render_report_html(report: dict[str, Any]) -> str:
         "<footer>songcorpus run report</footer>",
         "</main>",
     ]
+    return _page(title, body)
+
+
+def _page(title: str, body: list[str]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -338,3 +346,11 @@ def render_report_html(report: dict[str, Any]) -> str:
         + "\n".join(body)
         + "\n</body></html>\n"
     )
+
+
+def render_sections_html(title: str, lines: Sequence[str], sections: Sequence[dict[str, Any]], footer: str) -> str:
+    """A self-contained page of report sections (title, lines, histograms, curves, table), as in a run report;
+    the evaluator's report is one."""
+    body = ["<main>", f"<h1>{_e(title)}</h1>", *(f"<p>{_e(line)}</p>" for line in lines),
+            *(_section(section) for section in sections), f"<footer>{_e(footer)}</footer>", "</main>"]
+    return _page(title, body)

@@ -196,3 +196,22 @@ def time_svg(stages: Sequence[dict[str, Any]]) -> str | None:
         ax.grid(axis="y", visible=False)
         fig.legend(loc="outside lower center", ncols=2, frameon=False)
         return _to_svg(fig, "time")
+
+
+def curves_svg(series: dict[str, Sequence[float]], title: str, xlabel: str, ylabel: str, prefix: str) -> str | None:
+    """One line per named series against its index + 1 (e.g. a loss curve per model, x = optimizer step)."""
+    drawn = {name: [_num(v) for v in values] for name, values in series.items() if values}
+    if not drawn:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(7.5, 3.6), dpi=100, layout="constrained")
+        ax = fig.add_subplot()
+        for name, values in drawn.items():
+            ax.plot(range(1, len(values) + 1), values, label=_short(name), linewidth=1.4)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(drawn) > 1:
+            ax.legend(fontsize=8)
+        return _to_svg(fig, prefix)

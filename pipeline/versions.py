@@ -22,6 +22,7 @@ from .shards import ShardInfo
 from .storage import Storage
 
 VERSIONS = "versions"
+LATEST = f"{VERSIONS}/LATEST"  # the id of the version the last run published
 FORMAT = "songcorpus-webdataset-1"
 
 
@@ -47,7 +48,12 @@ def list_versions(storage: Storage) -> list[dict]:
 
 
 def resolve_id(storage: Storage, ref: str) -> str:
-    """A full version id from an id or a unique prefix of at least :data:`MIN_ID_PREFIX` characters."""
+    """A full version id from an id, a unique prefix of at least :data:`MIN_ID_PREFIX` characters, or ``latest``
+    (the version the last run published)."""
+    if ref == "latest":
+        if not storage.exists(LATEST):
+            raise UserError(f"no version has been published under {storage.root} yet (run the job first)")
+        ref = storage.read_bytes(LATEST).decode().strip()
     ids = published_ids(storage)
     matches = [v for v in ids if v == ref]
     if not matches and len(ref) >= MIN_ID_PREFIX:

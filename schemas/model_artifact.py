@@ -20,6 +20,10 @@ ARTIFACT_FILE = "artifact.json"
 #: (``{"bestrq": BestRqConfig as a dict, "layer": int, "codes": int}``)
 TOKENIZER_WEIGHTS = "tokenizer.safetensors"
 TOKENIZER_CONFIG = "tokenizer.json"
+#: a DSLM artifact's files: its weights and ``{"dslm": DslmConfig as a dict, "lyrics_tokenizer": version,
+#: "token_rate": Hz, "tokenizer": the tokenizer artifact id}``
+DSLM_WEIGHTS = "dslm.safetensors"
+DSLM_CONFIG = "dslm.json"
 #: kinds of model artifacts, each a folder under ``<root>/models/``
 MODEL_KINDS = ("separator", "aligner", "tokenizer", "dslm", "vae", "ldm")
 

@@ -236,3 +236,6 @@ class ShardedSong(StageRecord):
     fragment: str = Field(description="fragment tar, relative to the output root")
     samples: tuple[SampleEntry, ...]
     language: str | None
+    tokenizer: str | None = Field(None, description="the tokenizer of the samples' token members, if any")
+    token_codes: int | None = Field(None, ge=2)
+    token_rate: float | None = Field(None, gt=0)

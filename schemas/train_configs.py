@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import StrictModel
 
@@ -16,6 +16,8 @@ class LoopConfig(StrictModel):
     checkpoint_every: int = Field(50, ge=1, description="steps between checkpoints (a killed run resumes from one)")
     num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP); each takes a slice of the global batch")
     use_gpu: bool = Field(False, description="one GPU per worker")
+    micro_batches: int = Field(1, ge=1, description="gradient accumulation: each worker's share in this many passes")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the forward passes (GPU)")
     seed: int = Field(0, description="seed of the weights, the batches and the masks")
 
 
@@ -41,7 +43,43 @@ class TokenizerTrainConfig(StrictModel):
     eval_split: str = Field("test", description="held-out split for masked accuracy and codebook usage")
 
 
+#: the DSLM's training mix (SongCreator §3.3): recipe -> weight; lyrics-to-song is trained with BCA BR (80 %) and
+#: None ("independent", 20 %). training/dslm_data.RECIPES says what each recipe feeds the model.
+DEFAULT_MIX = {"lyrics_to_song": 0.4, "lyrics_to_song_independent": 0.1, "accompaniment_to_song": 0.15,
+               "vocals_to_song": 0.15, "song_editing": 0.06, "vocals_editing": 0.04, "vocals_editing_in_song": 0.04,
+               "music_continuation": 0.06}
+
+
+class DslmTrainConfig(StrictModel):
+    """The DSLM on a tokenized dataset version: SongCreator's multi-task mix, Adam and a Noam schedule."""
+
+    version: str = Field("latest", description="dataset version id (or a prefix), or 'latest' under the root; "
+                         "it must carry tokens (the tokenizer and its codebook size come from its manifest)")
+    size: Literal["tiny", "small", "paper"] = Field("tiny", description="DSLM size (models/dslm SIZES)")
+    loop: LoopConfig = LoopConfig()
+    batch_size: int = Field(16, ge=1, description="clips per global batch (the paper: 8 per GPU on 8 GPUs)")
+    peak_learning_rate: float = Field(1e-3, gt=0, description="the Noam schedule's peak, reached after warm-up")
+    warmup_steps: int = Field(50, ge=1, description="Noam: linear warm-up, then decay as 1/sqrt(step)")
+    mix: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_MIX),
+        description=f"weight of each recipe in the training mix; recipes: {', '.join(DEFAULT_MIX)}")
+    given_mask: float = Field(0.2, ge=0, lt=1, description="fraction of a given track's tokens masked")
+    lyrics_mask: float = Field(0.2, ge=0, lt=1, description="fraction of lyric characters masked")
+    eval_split: str = Field("test", description="held-out split that `songcorpus evaluate` reads by default")
+
+    @field_validator("mix")
+    @classmethod
+    def _known_recipes(cls, mix: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(mix) - set(DEFAULT_MIX))
+        if unknown:
+            raise ValueError(f"unknown recipes {unknown}; choose from {sorted(DEFAULT_MIX)}")
+        if any(w < 0 for w in mix.values()) or not sum(mix.values()) > 0:
+            raise ValueError("mix weights must be >= 0 with a positive sum")
+        return mix
+
+
 class TrainSpec(StrictModel):
     """Every trainer a job names; ``songcorpus train`` runs them in this order."""
 
     tokenizer: TokenizerTrainConfig | None = None
+    dslm: DslmTrainConfig | None = None

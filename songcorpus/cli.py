@@ -7,10 +7,12 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .pipeline.errors import UserError
 from .pipeline.jobfile import load_job
 from .schemas.job import JobSpec
+from .schemas.model_artifact import ModelArtifact
 
 log = logging.getLogger("songcorpus")
 
@@ -46,17 +48,21 @@ def _load(args: argparse.Namespace) -> tuple[JobSpec, str]:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .pipeline.runtime import start_ray
+    from .training.dslm import train_dslm
     from .training.tokenizer import train_tokenizer
 
     job, _ = _load(args)
-    if job.train.tokenizer is None:
-        print(f"error: {args.job} has no [train.*] section (e.g. [train.tokenizer])", file=sys.stderr)
+    trainers: dict[str, Callable[[str, Any, str], ModelArtifact]] = {"tokenizer": train_tokenizer, "dslm": train_dslm}
+    wanted = [name for name in trainers if getattr(job.train, name) is not None and name in (args.only or trainers)]
+    if not wanted:
+        print(f"error: {args.job} has no [train.{'|'.join(args.only or trainers)}] section", file=sys.stderr)
         return 2
     start_ray(job.runtime.address, job.runtime.num_cpus)
-    artifact = train_tokenizer(job.root, job.train.tokenizer, job.name)
-    print(f"tokenizer/{artifact.id}  {artifact.summary}")
-    print(f"  folder: {job.root}/models/tokenizer/{artifact.id}  (songcorpus models show tokenizer/{artifact.id} "
-          f"--root {job.root})")
+    for name in wanted:
+        artifact = trainers[name](job.root, getattr(job.train, name), job.name)
+        print(f"{name}/{artifact.id}  {artifact.summary}")
+        print(f"  folder: {job.root}/models/{name}/{artifact.id}  (songcorpus models show {name}/{artifact.id} "
+              f"--root {job.root})")
     return 0
 
 
@@ -170,6 +176,7 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .evaluate_cli import add_evaluate_parser
     from .models_cli import add_models_parser
     from .pipeline.versions import MIN_ID_PREFIX
     from .synth.cli import add_synth_parser
@@ -191,13 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show Ray's and the libraries' own output on the console too")
     run.set_defaults(func=_cmd_run)
 
-    train = sub.add_parser("train", help="train what the job's [train.*] sections name (tokenizer, ...)",
-                           description="Train the models a job's [train.*] sections name, from its dataset version, "
-                           "on Ray Train (embedded or --address), and publish each as a model artifact under the "
-                           "job's root. A killed run started again resumes from its last checkpoint.")
+    train = sub.add_parser("train", help="train what the job's [train.*] sections name (tokenizer, dslm)",
+                           description="Train the models a job's [train.*] sections name, in the order tokenizer, "
+                           "dslm, from its dataset version, on Ray Train (embedded or --address), and publish each "
+                           "as a model artifact under the job's root. A killed run started again resumes from its "
+                           "last checkpoint. The DSLM reads tokens: train the tokenizer, run the job again (it "
+                           "tokenizes and publishes a new version), then train the DSLM (--only dslm).")
     train.add_argument("job", help="job spec with [train.*] sections, e.g. jobs/demo.toml")
     train.add_argument("--root", help="output root; overrides the job's root")
     train.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded local Ray)")
+    train.add_argument("--only", action="append", choices=("tokenizer", "dslm"),
+                       help="train only this section (repeatable)")
     train.set_defaults(func=_cmd_train)
 
     validate = sub.add_parser(
@@ -265,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_cmd_versions)
 
     add_models_parser(sub)
+    add_evaluate_parser(sub)
     return parser
 
 

@@ -22,7 +22,7 @@ from ..pipeline.dataset_reader import TOKEN_MEMBERS
 from ..pipeline.shards import Sample, ShardSpec, assemble_shards, write_shard
 from ..pipeline.stage import Result, Stage
 from ..pipeline.storage import artifact_path
-from ..pipeline.versions import publish, shard_entries
+from ..pipeline.versions import LATEST, publish, shard_entries
 from ..schemas.records import OK, Outcome
 from ..schemas.sample import SampleJson
 from ..schemas.song_records import Clip, FilteredSong, KeptClips, SampleEntry, ShardedSong, TokenizedSong
@@ -56,7 +56,8 @@ class ShardStage(Stage[ShardConfig]):
     name = "shard"
     # 2: sample JSON per schemas/sample.py (schema_version, word timings keyed "word", ms times)
     # 3: token members song.npy, vocals.npy, accomp.npy when the songs come from tokenize
-    version = 3
+    # 4: the tokenizer, its codebook size and token rate in the record and the version manifest ("tokens")
+    version = 4
     config_type = ShardConfig
     barrier = True
 
@@ -84,8 +85,10 @@ class ShardStage(Stage[ShardConfig]):
                                      bytes=sum(len(d) for _, d in members)))
         rel = artifact_path(self.name, fingerprint, "samples.tar")
         write_shard(storage, rel, split, [(s, 0.0) for s in samples])
+        token_info = ({"tokenizer": song.tokenizer, "token_codes": song.token_codes, "token_rate": song.token_rate}
+                      if isinstance(song, TokenizedSong) else {})
         out = ShardedSong(song_id=song.song_id, split=split, fragment=rel, samples=tuple(index),
-                          language=song.language, lineage=song.lineage)
+                          language=song.language, lineage=song.lineage, **token_info)
         return Result(out.model_dump(mode="json"), audio_seconds=sum(i.seconds for i in index))
 
     def _sample_json(self, song: FilteredSong, clip: Clip, split: str) -> SampleJson:
@@ -123,7 +126,7 @@ class ShardStage(Stage[ShardConfig]):
         content = self._content(dataset, shards, rows, job)
         card = render_datacard(content, [r[3]["seconds"] for r in rows], self.context.notices)
         version_id, _ = publish(storage, staging, content, pa.Table.from_pylist(index), card, self.context.run_id)
-        storage.write_bytes("versions/LATEST", version_id.encode())
+        storage.write_bytes(LATEST, version_id.encode())
         return outcomes
 
     def _pack(self, rows: list) -> list[list]:
@@ -154,4 +157,17 @@ class ShardStage(Stage[ShardConfig]):
             "job": job,
             "rejects": self.context.rejects,
             "languages": dict(Counter(r[2].get("language") or "unknown" for r in rows)),
+            **self._tokens(rows),
         }
+
+    @staticmethod
+    def _tokens(rows: list) -> dict:
+        """``{"tokens": {tokenizer, codes, rate}}`` when the samples carry tokens (one tokenizer per version)."""
+        found = {(r[2].get("tokenizer"), r[2].get("token_codes"), r[2].get("token_rate")) for r in rows}
+        found.discard((None, None, None))
+        if not found:
+            return {}
+        if len(found) > 1:
+            raise ValueError(f"the songs of one version were tokenized by different tokenizers: {sorted(found)}")
+        tokenizer, codes, rate = found.pop()
+        return {"tokens": {"tokenizer": tokenizer, "codes": codes, "rate": rate}}

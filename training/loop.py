@@ -4,9 +4,11 @@ A trainer supplies a :class:`Task`: how to build the model and optimizer, and ho
 into this rank's share of the global batch and its loss. The loop owns everything else, the same way for
 one CPU worker and for many GPU workers on many nodes (``ray.train.torch.TorchTrainer``):
 
-- each step's global batch is fixed by the step number and the seed, and rank ``r`` of ``w`` takes its
-  ``r``-th slice, so training with 2 workers equals training with 1 on the same global batch (DDP averages
-  the gradients of equal slices);
+- each step's global batch is fixed by the step number and the seed, and cut into ``workers x micro_batches``
+  parts (:class:`BatchPart`): each worker runs its micro-batches one after the other, accumulating gradients,
+  and DDP averages the workers' gradients. A task's loss for a part is that part's estimate of the whole
+  batch's mean loss, so 2 workers equal 1 worker with 2 micro-batches equal 1 worker with the whole batch;
+- ``precision = "bf16"`` runs the forward passes under ``torch.autocast`` (bfloat16 needs no loss scaling);
 - rank 0 writes a checkpoint every ``checkpoint_every`` steps into ``checkpoint_dir/step-NNNNNNNN/`` (written
   beside it, then renamed): model, optimizer, scheduler, the loop's RNG and the step, which is also the data
   position. A run started again with the same ``checkpoint_dir`` continues from the latest one and gives the
@@ -15,19 +17,46 @@ one CPU worker and for many GPU workers on many nodes (``ray.train.torch.TorchTr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import torch
 from torch import nn
 
+from ..pipeline.fingerprint import digest
+from ..pipeline.storage import Storage
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "state.pt"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """The share of a step's global batch that one forward pass takes: micro-batch ``micro`` of ``micros`` on
+    worker ``rank`` of ``world``. Parts are interleaved slices: part ``index`` takes items ``index::count``."""
+
+    rank: int = 0
+    world: int = 1
+    micro: int = 0
+    micros: int = 1
+
+    @property
+    def index(self) -> int:
+        return self.rank * self.micros + self.micro
+
+    @property
+    def count(self) -> int:
+        return self.world * self.micros
+
+    def take(self, items: Sequence[T]) -> list[T]:
+        return list(items[self.index :: self.count])
 
 
 class Task(Protocol):
@@ -37,9 +66,10 @@ class Task(Protocol):
 
     def optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]: ...
 
-    def loss(self, model: nn.Module, step: int, rank: int, world: int,
+    def loss(self, model: nn.Module, step: int, part: BatchPart,
              generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        """This rank's loss for global step ``step`` (its slice of the step's global batch) and what to log."""
+        """The loss of ``part`` of global step ``step``'s batch, as an estimate of the whole batch's mean loss
+        (its own mean, or, exactly, its sum over the whole batch's count times ``part.count``), and what to log."""
         ...
 
 
@@ -51,6 +81,8 @@ class LoopSettings:
     seed: int = 0
     num_workers: int = 1
     use_gpu: bool = False
+    micro_batches: int = 1  # gradient accumulation: forward passes per worker per step
+    precision: Literal["fp32", "bf16"] = "fp32"
     #: stop after this many steps of this run (tests use it to kill a run mid-way); None: run to ``steps``
     stop_after: int | None = None
 
@@ -60,6 +92,12 @@ class LoopResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per step of this run
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)  # the final model (CPU tensors)
     resumed_from: int = 0
+
+
+def run_folder(storage: Storage, kind: str, version_id: str, recipe: dict[str, Any]) -> Path:
+    """Where one training run keeps its checkpoints: the same recipe on the same version resumes there; any
+    other setting (more steps, another seed, ...) starts a run of its own."""
+    return Path(storage.full(f"train/{kind}/{version_id}-{digest(recipe, length=12)}"))
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -104,14 +142,25 @@ def run_steps(task: Task, settings: LoopSettings, rank: int = 0, world: int = 1,
         log.info("resuming from %s (step %d)", checkpoint, start)
     model = prepare(model)
     model.train()
+    device = next(model.parameters()).device
+    ddp = model if isinstance(model, nn.parallel.DistributedDataParallel) else None
     last = settings.steps if settings.stop_after is None else min(settings.steps, start + settings.stop_after)
     for step in range(start, last):
-        loss, metrics = task.loss(model, step, rank, world, generator)
         optimizer.zero_grad()
-        loss.backward()
+        total, logged = 0.0, dict[str, float]()
+        for micro in range(settings.micro_batches):
+            part = BatchPart(rank, world, micro, settings.micro_batches)
+            accumulate = ddp is not None and micro < settings.micro_batches - 1  # DDP syncs on the last only
+            with (ddp.no_sync() if ddp is not None and accumulate else contextlib.nullcontext()), torch.autocast(
+                    device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+                loss, metrics = task.loss(model, step, part, generator)
+            (loss / settings.micro_batches).backward()
+            total += loss.item() / settings.micro_batches
+            for key, value in metrics.items():
+                logged[key] = logged.get(key, 0.0) + value / settings.micro_batches
         optimizer.step()
         scheduler.step()
-        row = {"step": step + 1, "loss": loss.item(), **metrics, "lr": scheduler.get_last_lr()[0]}
+        row = {"step": step + 1, "loss": total, **logged, "lr": scheduler.get_last_lr()[0]}
         result.history.append(row)
         report(row)
         if rank == 0 and ((step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps):

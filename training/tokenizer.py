@@ -32,7 +32,7 @@ from ..pipeline.storage import Storage
 from ..schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
 from ..schemas.train_configs import TokenizerTrainConfig
 from .artifacts import publish_model
-from .loop import LoopSettings, train_on_ray, unwrap
+from .loop import BatchPart, LoopSettings, run_folder, train_on_ray, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,12 @@ class TokenizerTask:
 
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-    def loss(self, model: nn.Module, step: int, rank: int, world: int,
+    def loss(self, model: nn.Module, step: int, part: BatchPart,
              generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         data = torch.Generator().manual_seed(self.train.loop.seed * 1_000_003 + step)  # the step is the data position
         length = round(self.train.crop_seconds * self.config.sample_rate)
         audio, lengths = _crops(self.clips, self.train.batch_size, length, data)
-        audio, lengths = audio[rank::world], lengths[rank::world]
+        audio, lengths = audio[part.index :: part.count], lengths[part.index :: part.count]
         bestrq = unwrap(model)
         if not isinstance(bestrq, BestRq):
             raise TypeError(f"the tokenizer task trains BestRq, got {type(bestrq).__name__}")
@@ -194,18 +194,15 @@ def _split_with_clips(manifest: dict[str, Any], wanted: str) -> str:
 
 def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> ModelArtifact:
     """Pretrain, fit k-means, judge and publish a tokenizer from the job's dataset version under ``root``."""
-    ref = train.version
     storage = Storage(root)
-    if ref == "latest":
-        ref = storage.read_bytes("versions/LATEST").decode().strip()
-    version_dir, manifest = resolve_version(ref, root)
+    version_dir, manifest = resolve_version(train.version, root)
     config = config_for(train.size)
     clips = load_clips(version_dir, "train", config.sample_rate)
     if not clips:
         raise ValueError(f"version {manifest['id']} has no train clips to pretrain on")
     held_out_split = _split_with_clips(manifest, train.eval_split)
     held_out = load_clips(version_dir, held_out_split, config.sample_rate)
-    work = Path(storage.full(f"train/tokenizer/{manifest['id']}-{train.size}-s{train.loop.seed}"))
+    work = run_folder(storage, "tokenizer", manifest["id"], train.model_dump(mode="json"))
     loop = LoopSettings(steps=train.loop.steps, checkpoint_dir=work / "checkpoints",
                         checkpoint_every=train.loop.checkpoint_every, seed=train.loop.seed,
                         num_workers=train.loop.num_workers, use_gpu=train.loop.use_gpu)

@@ -22,6 +22,7 @@ predicts the token at t + 1, so seeing the other stream's inputs at <= t never r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -78,3 +79,28 @@ def bidirectional_cross_attention_masks(kind: CrossAttention, length: int,
     if kind not in masks:
         raise ValueError(f"unknown bidirectional cross-attention mask {kind!r}; choose one of {BCA_MASKS}")
     return masks[kind]
+
+
+@dataclass(frozen=True)
+class StreamMasks:
+    """The four may-attend tensors of one batch, each ``(B, T, T)``: one task's masks per example, with padded
+    key positions hidden from every query."""
+
+    vocals: Tensor
+    accompaniment: Tensor
+    vocals_see_accompaniment: Tensor
+    accompaniment_sees_vocals: Tensor
+
+
+def batch_masks(tasks: TaskMasks | Sequence[TaskMasks], steps: int, padding: Tensor | None = None,
+                device: torch.device | None = None) -> StreamMasks:
+    """The masks of a batch whose examples may train different tasks (``tasks``: one, or one per example);
+    ``padding`` ``(B, T)`` is True at the padded steps after an example's end."""
+    per_example = [tasks] if isinstance(tasks, TaskMasks) else list(tasks)
+    built = [(self_attention_mask(t.vocals, steps, device), self_attention_mask(t.accompaniment, steps, device),
+              *bidirectional_cross_attention_masks(t.bca, steps, device)) for t in per_example]
+    stacked = [torch.stack(column) for column in zip(*built, strict=True)]
+    if padding is not None:
+        keys = ~padding.to(device)[:, None, :]
+        stacked = [m & keys for m in stacked]
+    return StreamMasks(*stacked)

@@ -11,6 +11,7 @@ Positions are sinusoidal (no length limit in the weights).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from songcorpus.models.dslm.config import DslmConfig
-from songcorpus.models.dslm.masks import TASKS, bidirectional_cross_attention_masks, self_attention_mask
+from songcorpus.models.dslm.masks import TaskMasks, batch_masks
 
 
 def sinusoids(length: int, dim: int, device: torch.device | None = None) -> Tensor:
@@ -98,31 +99,35 @@ class Dslm(nn.Module):
         return self.lyrics_encoder(x, src_key_padding_mask=lyrics_padding)
 
     def forward(self, lyrics: Tensor, lyrics_padding: Tensor, vocals: Tensor, accompaniment: Tensor,
-                task: str) -> DslmOutput:
-        """Logits for inputs ``vocals`` and ``accompaniment`` ``(B, T)`` (one time axis) under ``task``'s masks."""
-        masks = TASKS[task]
+                masks: TaskMasks | Sequence[TaskMasks], padding: Tensor | None = None) -> DslmOutput:
+        """Logits for inputs ``vocals`` and ``accompaniment`` ``(B, T)`` (one time axis) under a task's masks (one
+        for the batch, or one per example); ``padding`` ``(B, T)`` is True at steps past an example's end."""
         steps, device = vocals.shape[1], vocals.device
         positions = sinusoids(steps, self.config.d_model, device)
         v, a = self.vocals_embedding(vocals) + positions, self.accompaniment_embedding(accompaniment) + positions
         text = self.encode_lyrics(lyrics, lyrics_padding)
         to_lyrics = (~lyrics_padding)[:, None, :].expand(-1, steps, -1)
-        sa_v, sa_a = (self_attention_mask(kind, steps, device)[None] for kind in (masks.vocals, masks.accompaniment))
-        v_sees_a, a_sees_v = (m[None] for m in bidirectional_cross_attention_masks(masks.bca, steps, device))
+        m = batch_masks(masks, steps, padding, device)
         for vocal_block, accompaniment_block in zip(self.vocals_decoder, self.accompaniment_decoder, strict=True):
-            v, a = vocal_block(v, a, text, sa_v, to_lyrics, v_sees_a), accompaniment_block(a, v, text, sa_a,
-                                                                                            to_lyrics, a_sees_v)
+            v, a = (vocal_block(v, a, text, m.vocals, to_lyrics, m.vocals_see_accompaniment),
+                    accompaniment_block(a, v, text, m.accompaniment, to_lyrics, m.accompaniment_sees_vocals))
         v, a = self.final_norms[0](v), self.final_norms[1](a)
-        song = self.final_norms[2](self.song_decoder(v + a + positions))
+        song = self.final_norms[2](self.song_decoder(v + a + positions, src_key_padding_mask=padding))
         return DslmOutput(self.heads[0](v), self.heads[1](a), self.heads[2](song))
 
 
-def dslm_loss(output: DslmOutput, vocals: Tensor, accompaniment: Tensor, song: Tensor) -> Tensor:
-    """CE(vocals) + CE(accompaniment) + CE(song) (SongCreator); targets are -100 where nothing is predicted, and a
-    stream with nothing to predict (a task's ``none`` stream) adds nothing."""
+def dslm_loss(output: DslmOutput, targets: dict[str, Tensor], counts: dict[str, int] | None = None) -> Tensor:
+    """CE(vocals) + CE(accompaniment) + CE(song) (SongCreator). ``targets`` holds each stream's token ids, -100
+    where nothing is predicted; a stream with nothing to predict (a task's ``none`` stream) adds nothing. Each
+    stream's summed CE is divided by ``counts[stream]`` (default: its predicted tokens here); a trainer passes the
+    whole batch's counts so that the parts of a batch add up to the batch's loss."""
     total = output.song.new_zeros(())
-    for logits, target in ((output.vocals, vocals), (output.accompaniment, accompaniment), (output.song, song)):
-        if bool((target != -100).any()):
-            total = total + F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
+    for name in ("vocals", "accompaniment", "song"):
+        target = targets[name]
+        count = int((target != -100).sum()) if counts is None else counts[name]
+        if count:
+            logits = getattr(output, name).float()
+            total = total + F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="sum") / count
     return total
 
 

@@ -102,7 +102,7 @@ def generate(model: Dslm, lyrics: Tensor, lyrics_padding: Tensor, task: str, ste
     step = _cached_steps if use_cache else _full_steps
     step(model, lyrics, lyrics_padding, task, streams, start + steps, sampling, generator)
     song_logits = model(lyrics, lyrics_padding, streams["vocals"][:, :-1], streams["accompaniment"][:, :-1],
-                        task).song[:, start - 1 :]
+                        masks).song[:, start - 1 :]
     song = torch.stack([sample_logits(song_logits[:, t], sampling, generator) for t in range(steps)], dim=1)
     return {"vocals": streams["vocals"][:, start:], "accompaniment": streams["accompaniment"][:, start:],
             "song": song}
@@ -111,7 +111,7 @@ def generate(model: Dslm, lyrics: Tensor, lyrics_padding: Tensor, task: str, ste
 def _full_steps(model: Dslm, lyrics: Tensor, lyrics_padding: Tensor, task: str, streams: dict[str, Tensor],
                 until: int, sampling: Sampling, generator: torch.Generator | None) -> None:
     while streams["vocals"].shape[1] < until:
-        out = model(lyrics, lyrics_padding, streams["vocals"], streams["accompaniment"], task)
+        out = model(lyrics, lyrics_padding, streams["vocals"], streams["accompaniment"], TASKS[task])
         for name, logits in (("vocals", out.vocals), ("accompaniment", out.accompaniment)):
             streams[name] = torch.cat([streams[name], sample_logits(logits[:, -1], sampling, generator)[:, None]], 1)
 

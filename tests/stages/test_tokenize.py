@@ -59,6 +59,8 @@ def test_tokens_in_the_shards_and_a_new_tokenizer_touches_nothing_upstream(tmp_p
     version = (root / "versions" / "LATEST").read_text()
     samples: list[dict] = []
     manifest = json.loads((root / "versions" / version / "manifest.json").read_text())
+    assert manifest["tokens"]["codes"] == CODES and manifest["tokens"]["rate"] == 50
+    assert manifest["tokens"]["tokenizer"] in {p.name for p in (root / "models" / "tokenizer").iterdir()}
     for split, count in manifest["splits"]["samples"].items():
         if count:
             samples += list(open_dataset(version, split, root=str(root), audio=()))

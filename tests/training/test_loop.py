@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
-from songcorpus.training.loop import LoopSettings, latest_checkpoint, run_steps
+from songcorpus.training.loop import BatchPart, LoopSettings, latest_checkpoint, run_steps
 
 
+@dataclass
 class Regression:
     """A tiny task whose batches come from the step number (the data position) and whose noise comes from the
-    loop's generator: both must be restored for the curve to continue unchanged."""
+    loop's generator: both must be restored for the curve to continue unchanged. (Without ``loop_noise`` the
+    noise comes from the step too, so that the whole batch is the same however it is cut into parts.)"""
+
+    loop_noise: bool = True
 
     def build(self) -> nn.Module:
         return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
@@ -22,12 +27,12 @@ class Regression:
         optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
         return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
 
-    def loss(self, model: nn.Module, step: int, rank: int, world: int,
+    def loss(self, model: nn.Module, step: int, part: BatchPart,
              generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         data = torch.Generator().manual_seed(step)
         x = torch.randn(16, 4, generator=data)
-        y = x.sum(dim=1, keepdim=True) + 0.1 * torch.randn(16, 1, generator=generator)
-        return nn.functional.mse_loss(model(x[rank::world]), y[rank::world]), {}
+        y = x.sum(dim=1, keepdim=True) + 0.1 * torch.randn(16, 1, generator=generator if self.loop_noise else data)
+        return nn.functional.mse_loss(model(x[part.index :: part.count]), y[part.index :: part.count]), {}
 
 
 def test_a_killed_run_resumes_on_the_same_loss_curve(tmp_path: Path) -> None:
@@ -42,3 +47,12 @@ def test_a_killed_run_resumes_on_the_same_loss_curve(tmp_path: Path) -> None:
     assert [row["loss"] for row in second.history] == curve[6:]
     assert all(torch.equal(whole.state_dict[k], second.state_dict[k]) for k in whole.state_dict)
     assert curve[-1] < curve[0] / 4
+
+
+def test_two_micro_batches_give_the_step_of_the_whole_batch(tmp_path: Path) -> None:
+    whole = run_steps(Regression(loop_noise=False), LoopSettings(steps=5, checkpoint_dir=tmp_path / "a"))
+    settings = LoopSettings(steps=5, checkpoint_dir=tmp_path / "b", micro_batches=2)
+    accumulated = run_steps(Regression(loop_noise=False), settings)
+    for key, value in whole.state_dict.items():
+        torch.testing.assert_close(accumulated.state_dict[key], value, rtol=1e-5, atol=1e-6)
+    assert [row["loss"] for row in accumulated.history] == pytest.approx([row["loss"] for row in whole.history])

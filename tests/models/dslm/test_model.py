@@ -30,7 +30,7 @@ def _changed(model: Dslm, task: str, stream: str, position: int) -> dict[str, li
     other = {k: v.clone() for k, v in inputs.items()}
     other[stream][0, position] = (other[stream][0, position] + 1) % 20
     with torch.no_grad():
-        a, b = model(task=task, **inputs), model(task=task, **other)
+        a, b = model(masks=TASKS[task], **inputs), model(masks=TASKS[task], **other)
     return {name: [t for t in range(STEPS) if not torch.equal(getattr(a, name)[0, t], getattr(b, name)[0, t])]
             for name in ("vocals", "accompaniment", "song")}
 
@@ -77,8 +77,8 @@ def test_a_tiny_dslm_overfits_a_handful_of_sequences() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(150):
-        out = model(vocals=vocals[:, :-1], accompaniment=accompaniment[:, :-1], task="lyrics_to_song", **batch)
-        loss = dslm_loss(out, vocals[:, 1:], accompaniment[:, 1:], song[:, 1:])
+        out = model(vocals=vocals[:, :-1], accompaniment=accompaniment[:, :-1], masks=TASKS["lyrics_to_song"], **batch)
+        loss = dslm_loss(out, {"vocals": vocals[:, 1:], "accompaniment": accompaniment[:, 1:], "song": song[:, 1:]})
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -94,3 +94,24 @@ def test_sizes() -> None:
     print({size: f"{n / 1e6:.1f}M" for size, n in counts.items()}, "paper: 631M")
     assert counts["tiny"] < 2e6 < counts["small"] < counts["paper"]
     assert 0.7 * 631e6 < counts["paper"] < 1.15 * 631e6
+
+
+@pytest.mark.parametrize("task", ["lyrics_to_song", "accompaniment_to_song", "vocals_to_song", "music_continuation"])
+def test_padding_and_mixed_tasks_leave_each_example_as_it_is_alone(model: Dslm, task: str) -> None:
+    """A short example padded into a batch with a longer one of another task: its outputs at its own steps are
+    those it gets alone (padded steps are hidden from every stream and from the song decoder)."""
+    generator = torch.Generator().manual_seed(3)
+    codes = model.config.codes
+    lyrics = torch.randint(model.config.lyrics_vocab, (2, LYRICS), generator=generator)
+    lyrics_padding = torch.zeros(2, LYRICS, dtype=torch.bool)
+    vocals, accompaniment = (torch.randint(codes, (2, STEPS), generator=generator) for _ in range(2))
+    short = STEPS - 3
+    padding = torch.zeros(2, STEPS, dtype=torch.bool)
+    padding[0, short:] = True
+    pad = model.config.special("<pad>")
+    vocals[0, short:], accompaniment[0, short:] = pad, pad
+    with torch.no_grad():
+        batch = model(lyrics, lyrics_padding, vocals, accompaniment, [TASKS[task], TASKS["vocals_editing"]], padding)
+        alone = model(lyrics[:1], lyrics_padding[:1], vocals[:1, :short], accompaniment[:1, :short], TASKS[task])
+    for name in ("vocals", "accompaniment", "song"):
+        torch.testing.assert_close(getattr(batch, name)[0, :short], getattr(alone, name)[0], atol=1e-5, rtol=1e-5)

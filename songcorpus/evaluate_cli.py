@@ -1,0 +1,100 @@
+"""``songcorpus evaluate``: a DSLM's token metrics per task on a dataset version's held-out split, its sampled
+tokens for the LDM, and a report (JSON + HTML) under ``ROOT/evaluations/``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+EVALUATIONS = "evaluations"
+
+
+def _load(storage: Any, ref: str) -> tuple[Any, Any, dict]:
+    from .pipeline.errors import UserError
+    from .pipeline.model_registry import local_folder, resolve_model
+    from .training.dslm import load_dslm
+
+    artifact = resolve_model(storage, ref)
+    if artifact.kind != "dslm":
+        raise UserError(f"{ref} is a {artifact.kind}; `songcorpus evaluate` judges DSLMs (kind dslm)")
+    model, saved = load_dslm(local_folder(storage, artifact))
+    return artifact, model, saved
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.token_metrics import compare, sample_tokens, sections, token_metrics
+    from .models.dslm.sampling import Sampling
+    from .pipeline.dataset_reader import resolve_version
+    from .pipeline.errors import UserError
+    from .pipeline.report_html import render_sections_html
+    from .pipeline.storage import Storage
+    from .stages.tokenize import npz_bytes
+    from .training.dslm_data import load_examples
+
+    storage = Storage(args.root)
+    artifact, model, saved = _load(storage, args.model)
+    version_dir, manifest = resolve_version(args.version or artifact.lineage["dataset_version"], args.root)
+    if (manifest.get("tokens") or {}).get("tokenizer") != saved["tokenizer"]:
+        raise UserError(f"version {manifest['id']} was tokenized by {(manifest.get('tokens') or {}).get('tokenizer')}"
+                        f", but dslm/{artifact.id} reads tokens of tokenizer {saved['tokenizer']}")
+    examples = load_examples(version_dir, args.split, model.config)
+    if not examples:
+        raise UserError(f"version {manifest['id']} has no {args.split} clips with lyrics and tokens")
+    metrics = token_metrics(model, examples)
+    curves = {f"dslm/{artifact.id}": artifact.metrics.get("loss_curve", [])}
+    result: dict[str, Any] = {"model": artifact.id, "version": manifest["id"], "split": args.split,
+                              "clips": len(examples), "metrics": metrics}
+    difference = None
+    if args.against:
+        other, other_model, _ = _load(storage, args.against)
+        result["against"] = {"model": other.id, "metrics": token_metrics(other_model, examples)}
+        difference = result["against"]["difference"] = compare(metrics, result["against"]["metrics"])
+        curves[f"dslm/{other.id}"] = other.metrics.get("loss_curve", [])
+    sampled = sample_tokens(model, examples[: args.generate], sampling=Sampling(args.top_k, args.temperature))
+    folder = f"{EVALUATIONS}/{artifact.id}-{manifest['id']}-{args.split}"
+    storage.write_bytes(f"{folder}/generated.npz", npz_bytes(sampled))
+    storage.write_bytes(f"{folder}/evaluation.json", json.dumps(result, indent=2, sort_keys=True).encode())
+    lines = [f"dslm/{artifact.id} ({artifact.summary})",
+             (f"version {manifest['id']}, split {args.split}: {len(examples)} clips; tokens sampled for "
+              f"{min(args.generate, len(examples))} clips (lyrics-to-song, top-k {args.top_k}, temperature "
+              f"{args.temperature}) in generated.npz")]
+    page = render_sections_html(f"songcorpus evaluation · dslm/{artifact.id}", lines,
+                                sections(artifact.id, metrics, curves, difference, args.against), "songcorpus evaluate")
+    storage.write_bytes(f"{folder}/report.html", page.encode())
+    _print(result, difference)
+    print(f"report: {storage.uri(folder)}/report.html")
+    return 0
+
+
+def _print(result: dict[str, Any], difference: dict[str, Any] | None) -> None:
+    print(f"dslm/{result['model']} on version {result['version']} ({result['split']}, {result['clips']} clips)")
+    header = f"  {'task':<28}{'stream':<15}{'tokens':>8}{'CE':>9}{'ppl':>10}{'acc':>8}"
+    print(header + ("   ΔCE    Δacc" if difference else ""))
+    for recipe, streams in result["metrics"].items():
+        for stream, s in streams.items():
+            line = (f"  {recipe:<28}{stream:<15}{s['tokens']:>8}{s['cross_entropy']:>9.3f}{s['perplexity']:>10.2f}"
+                    f"{s['accuracy']:>8.3f}")
+            if difference is not None:
+                d = difference.get(recipe, {}).get(stream, {})
+                line += f"{d.get('cross_entropy', float('nan')):>+7.3f}{d.get('accuracy', float('nan')):>+8.3f}"
+            print(line)
+
+
+def add_evaluate_parser(sub: Any) -> None:
+    ev = sub.add_parser(
+        "evaluate", help="token metrics of a DSLM per task on a version's held-out split",
+        description="Judge a DSLM on a dataset version's held-out clips: per task of the training mix and per "
+        "stream, cross-entropy, perplexity and top-1 accuracy (identical inputs for every model); sample "
+        "lyrics-to-song tokens for the LDM; write evaluation.json, generated.npz and report.html (loss curves, "
+        "the table) under ROOT/evaluations/.")
+    ev.add_argument("model", help="DSLM artifact: ID, dslm/ID, an id prefix, or dslm/latest")
+    ev.add_argument("--root", required=True, help="output root of the job")
+    ev.add_argument("--version", help="dataset version (default: the one the model was trained on)")
+    ev.add_argument("--split", default="test", help="split to judge on (default: test)")
+    ev.add_argument("--against", metavar="MODEL",
+                    help="another DSLM: its metrics on the same inputs, and the difference")
+    ev.add_argument("--generate", type=int, default=4, help="clips to sample tokens for (default: 4)")
+    ev.add_argument("--top-k", type=int, default=50)
+    ev.add_argument("--temperature", type=float, default=0.9)
+    ev.set_defaults(func=_cmd_evaluate)
