@@ -38,6 +38,9 @@ def test_root_override():
         ("name = 'x'\nroot = '/r'\n[input]\nmanifest='m'\n[stages.standardize]\nmin_seconds = 50\nmax_seconds = 10",
          "min_seconds (50.0) must be below max_seconds"),
         ("name = \n", "not valid TOML"),
+        (VALID + "[train.dslm]\nmix = { lyrics_to_sing = 1.0 }\n", "train.dslm.mix: Value error, unknown recipes"),
+        (VALID + "[train.dslm]\nmix = { lyrics_to_song = 0.0 }\n", "with a positive sum"),
+        (VALID + "[train.dslm.loop]\nprecision = \"fp16\"\n", "train.dslm.loop.precision"),
     ],
 )
 def test_invalid_specs_name_the_key(text, expected):
