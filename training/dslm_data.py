@@ -31,6 +31,6 @@ def load_examples(version_dir: str, split: str, config: DslmConfig) -> list[Exam
             raise ValueError(f"clip {sample['key']} has token ids >= {config.codes}: the version was tokenized "
                              "with a larger codebook than the DSLM's 'codes'")
         compact = np.uint16 if config.codes <= 65536 else np.uint32  # a quarter of int64's memory
-        examples.append(Example(sample["key"], lyrics, *(s[:steps].astype(compact) for s in (vocals, accompaniment,
-                                                                                            song))))
+        streams = (np.asarray(s[:steps]).astype(compact) for s in (vocals, accompaniment, song))
+        examples.append(Example(sample["key"], lyrics, *streams))
     return examples

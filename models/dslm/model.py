@@ -40,17 +40,25 @@ class Attention(nn.Module):
         self.heads, self.dropout = heads, dropout
         self.query, self.key_value, self.out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, memory: Tensor, allowed: Tensor) -> Tensor:
-        """``x`` (B, Lq, D) attends to ``memory`` (B, Lk, D) where ``allowed`` (B or 1, Lq, Lk) is True."""
+    def keys_values(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values ``(B, H, Lk, dh)`` of ``memory`` (B, Lk, D)."""
+        k, v = self.key_value(memory).view(memory.shape[0], memory.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def attend(self, x: Tensor, keys: Tensor, values: Tensor, allowed: Tensor) -> Tensor:
+        """Queries from ``x`` (B, Lq, D) against ``keys``/``values``, where ``allowed`` (B or 1, Lq, Lk) is True."""
         batch, length, dim = x.shape
         q = self.query(x).view(batch, length, self.heads, -1).transpose(1, 2)
-        k, v = self.key_value(memory).view(batch, memory.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         allowed = allowed[:, None]  # one mask for every head
         seen = allowed.any(dim=-1, keepdim=True)
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
-        scores = scores.masked_fill(~allowed, float("-inf")).masked_fill(~seen, 0.0)
-        weights = F.dropout(scores.softmax(dim=-1), self.dropout, self.training)
-        return self.out(((weights @ v) * seen).transpose(1, 2).reshape(batch, length, dim))
+        # a query that may see nothing attends to everything here and its output is zeroed below
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed | ~seen,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.out((out * seen).transpose(1, 2).reshape(batch, length, dim))
+
+    def forward(self, x: Tensor, memory: Tensor, allowed: Tensor) -> Tensor:
+        """``x`` (B, Lq, D) attends to ``memory`` (B, Lk, D) where ``allowed`` (B or 1, Lq, Lk) is True."""
+        return self.attend(x, *self.keys_values(memory), allowed)
 
 
 class DslmBlock(nn.Module):

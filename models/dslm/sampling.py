@@ -43,22 +43,10 @@ class _Cache:
     values: list[Tensor] = field(default_factory=list)
 
     def extend(self, attention: Attention, memory: Tensor) -> tuple[Tensor, Tensor]:
-        k, v = attention.key_value(memory).view(memory.shape[0], memory.shape[1], 2, attention.heads, -1) \
-            .permute(2, 0, 3, 1, 4)
+        k, v = attention.keys_values(memory)
         self.keys.append(k)
         self.values.append(v)
         return torch.cat(self.keys, dim=2), torch.cat(self.values, dim=2)
-
-
-def _attend(attention: Attention, x: Tensor, keys: Tensor, values: Tensor, allowed: Tensor) -> Tensor:
-    """``Attention.forward`` for queries ``x`` against precomputed keys and values (same arithmetic)."""
-    batch, length, dim = x.shape
-    q = attention.query(x).view(batch, length, attention.heads, -1).transpose(1, 2)
-    allowed = allowed[:, None]
-    seen = allowed.any(dim=-1, keepdim=True)
-    scores = (q @ keys.transpose(-1, -2)) / (q.shape[-1] ** 0.5)
-    scores = scores.masked_fill(~allowed, float("-inf")).masked_fill(~seen, 0.0)
-    return attention.out(((scores.softmax(dim=-1) @ values) * seen).transpose(1, 2).reshape(batch, length, dim))
 
 
 @dataclass
@@ -72,10 +60,10 @@ def _step_block(block: DslmBlock, cache: _Layer, h: Tensor, other: Tensor, lyric
     """One new position ``h`` (B, 1, D) through a block; ``other`` is the other stream's new layer input."""
     n = block.norms
     keys, values = cache.self_cache.extend(block.self_attention, n[0](h))
-    h = h + _attend(block.self_attention, n[0](h), keys, values, sa_row)
+    h = h + block.self_attention.attend(n[0](h), keys, values, sa_row)
     h = h + block.lyrics_attention(n[1](h), lyrics, to_lyrics)
     keys, values = cache.other_cache.extend(block.bca, n[3](other))
-    h = h + _attend(block.bca, n[2](h), keys, values, bca_row)
+    h = h + block.bca.attend(n[2](h), keys, values, bca_row)
     return h + block.ffn(n[4](h))
 
 
