@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from songcorpus.models.dslm.config import DslmConfig
-from songcorpus.models.dslm.masks import TaskMasks, batch_masks
+from songcorpus.models.dslm.masks import StreamMasks, TaskMasks, batch_masks
 
 
 def sinusoids(length: int, dim: int, device: torch.device | None = None) -> Tensor:
@@ -106,19 +106,32 @@ class Dslm(nn.Module):
         x = self.lyrics_embedding(lyrics) + sinusoids(lyrics.shape[1], self.config.d_model, lyrics.device)
         return self.lyrics_encoder(x, src_key_padding_mask=lyrics_padding)
 
+    def decode(self, v: Tensor, a: Tensor, text: Tensor, to_lyrics: Tensor, m: StreamMasks,
+               layer_inputs: list[tuple[Tensor, Tensor]] | None = None) -> tuple[Tensor, Tensor]:
+        """The two decoders in lockstep from embedded inputs ``v``, ``a``; ``layer_inputs``, when given, collects
+        each layer's (vocals, accompaniment) input."""
+        for vocal_block, accompaniment_block in zip(self.vocals_decoder, self.accompaniment_decoder, strict=True):
+            if layer_inputs is not None:
+                layer_inputs.append((v, a))
+            v, a = (vocal_block(v, a, text, m.vocals, to_lyrics, m.vocals_see_accompaniment),
+                    accompaniment_block(a, v, text, m.accompaniment, to_lyrics, m.accompaniment_sees_vocals))
+        return v, a
+
+    def embed(self, vocals: Tensor, accompaniment: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
+        """Token embeddings plus positions, for inputs ``(B, T)`` on one time axis that begin at step ``start``."""
+        positions = sinusoids(start + vocals.shape[1], self.config.d_model, vocals.device)[start:]
+        return self.vocals_embedding(vocals) + positions, self.accompaniment_embedding(accompaniment) + positions
+
     def forward(self, lyrics: Tensor, lyrics_padding: Tensor, vocals: Tensor, accompaniment: Tensor,
                 masks: TaskMasks | Sequence[TaskMasks], padding: Tensor | None = None) -> DslmOutput:
         """Logits for inputs ``vocals`` and ``accompaniment`` ``(B, T)`` (one time axis) under a task's masks (one
         for the batch, or one per example); ``padding`` ``(B, T)`` is True at steps past an example's end."""
         steps, device = vocals.shape[1], vocals.device
         positions = sinusoids(steps, self.config.d_model, device)
-        v, a = self.vocals_embedding(vocals) + positions, self.accompaniment_embedding(accompaniment) + positions
+        v, a = self.embed(vocals, accompaniment)
         text = self.encode_lyrics(lyrics, lyrics_padding)
         to_lyrics = (~lyrics_padding)[:, None, :].expand(-1, steps, -1)
-        m = batch_masks(masks, steps, padding, device)
-        for vocal_block, accompaniment_block in zip(self.vocals_decoder, self.accompaniment_decoder, strict=True):
-            v, a = (vocal_block(v, a, text, m.vocals, to_lyrics, m.vocals_see_accompaniment),
-                    accompaniment_block(a, v, text, m.accompaniment, to_lyrics, m.accompaniment_sees_vocals))
+        v, a = self.decode(v, a, text, to_lyrics, batch_masks(masks, steps, padding, device))
         v, a = self.final_norms[0](v), self.final_norms[1](a)
         song = self.final_norms[2](self.song_decoder(v + a + positions, src_key_padding_mask=padding))
         return DslmOutput(self.heads[0](v), self.heads[1](a), self.heads[2](song))

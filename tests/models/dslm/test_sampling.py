@@ -1,13 +1,13 @@
-"""Sampling: the KV-cache path gives exactly the tokens of the path that reruns the whole model; top-k 1 is
-greedy; prompts are honoured."""
+"""Sampling, every task of the table: the KV-cache path gives exactly the tokens of the path that reruns the
+whole model; a given track steers the generated one; top-k 1 is greedy."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from songcorpus.models.dslm import Dslm, config_for
-from songcorpus.models.dslm.sampling import Sampling, generate, sample_logits
+from songcorpus.models.dslm import TASKS, Dslm, config_for
+from songcorpus.models.dslm.sampling import Sampling, generate, roles, sample_logits
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,37 @@ def _lyrics() -> tuple[torch.Tensor, torch.Tensor]:
     return lyrics, padding
 
 
-@pytest.mark.parametrize("task", ["lyrics_to_song", "music_continuation", "vocals_editing"])
+Tokens = dict[str, torch.Tensor]
+
+
+def _inputs(task: str, seed: int = 0) -> tuple[Tokens, Tokens]:
+    """Prompts for the streams that take part, and the given track's tokens, as ``generate`` wants them."""
+    g = torch.Generator().manual_seed(seed)
+    role = roles(TASKS[task])
+    return ({n: torch.randint(32, (2, 3), generator=g) for n, r in role.items() if r != "none"},
+            {n: torch.randint(32, (2, 10), generator=g) for n, r in role.items() if r == "given"})
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
 def test_the_kv_cache_samples_exactly_what_the_full_model_samples(model: Dslm, task: str) -> None:
     lyrics, padding = _lyrics()
-    prompts = {"vocals": torch.randint(32, (2, 3)), "accompaniment": torch.randint(32, (2, 3))}
-    runs = [generate(model, lyrics, padding, task, 10, generator=torch.Generator().manual_seed(7), prompts=prompts,
-                     use_cache=cache) for cache in (True, False)]
-    assert all(torch.equal(runs[0][k], runs[1][k]) for k in ("vocals", "accompaniment", "song"))
-    assert runs[0]["vocals"].shape == (2, 10) and int(runs[0]["song"].max()) < model.config.vocab
+    prompts, given = _inputs(task)
+    runs = [generate(model, lyrics, padding, task, 10, generator=torch.Generator().manual_seed(7), use_cache=cache,
+                     prompts=prompts, given=given) for cache in (True, False)]
+    role = roles(TASKS[task])
+    expected = {n for n, r in role.items() if r == "generated"} | ({"song"} if "none" not in role.values() else set())
+    assert set(runs[0]) == set(runs[1]) == expected
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in expected)
+    assert all(v.shape == (2, 10) and int(v.max()) < model.config.vocab for v in runs[0].values())
+
+
+def test_the_given_track_steers_the_generated_one(model: Dslm) -> None:
+    lyrics, padding = _lyrics()
+    prompts, given = _inputs("accompaniment_to_song")
+    tracks = (given["accompaniment"], (given["accompaniment"] + 5) % 32)
+    runs = [generate(model, lyrics, padding, "accompaniment_to_song", 10, sampling=Sampling(top_k=1), prompts=prompts,
+                     given={"accompaniment": track}) for track in tracks]
+    assert not torch.equal(runs[0]["vocals"], runs[1]["vocals"])
 
 
 def test_top_k_one_is_greedy_and_the_temperature_sharpens() -> None:
@@ -42,7 +65,9 @@ def test_top_k_one_is_greedy_and_the_temperature_sharpens() -> None:
     assert draws == [1] * 20
 
 
-def test_a_given_track_is_refused(model: Dslm) -> None:
+def test_a_missing_given_track_or_prompt_is_refused(model: Dslm) -> None:
     lyrics, padding = _lyrics()
-    with pytest.raises(ValueError, match="given track"):
+    with pytest.raises(ValueError, match=r"given= for exactly its non-causal stream\(s\): \['accompaniment'\]"):
         generate(model, lyrics, padding, "accompaniment_to_song", 4)
+    with pytest.raises(ValueError, match="needs a prompt of the same length"):
+        generate(model, lyrics, padding, "lyrics_to_song", 4, prompts={"vocals": torch.zeros(2, 3, dtype=torch.long)})
