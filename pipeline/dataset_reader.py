@@ -79,6 +79,15 @@ def resolve_version(version_or_path: str, root: str | None = None) -> tuple[str,
     return _load(_join(root, VERSIONS, resolve_id(Storage(root), version_or_path)))
 
 
+def split_with_clips(manifest: dict[str, Any], wanted: str) -> str:
+    """``wanted`` when the version has samples in it, else the first of valid, test, train that has some (a tiny
+    version may have no test clips at all)."""
+    samples = manifest["splits"]["samples"]
+    if samples.get(wanted):
+        return wanted
+    return next(split for split in ("valid", "test", "train") if samples.get(split))
+
+
 def shard_urls(manifest: dict[str, Any], version_dir: str, split: str) -> list[str]:
     """Sorted URLs (local paths or URIs) of the split's shards; column tars are not listed."""
     shards = manifest.get("shards", [])

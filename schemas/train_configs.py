@@ -17,6 +17,8 @@ class LoopConfig(StrictModel):
     num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP); each takes a slice of the global batch")
     use_gpu: bool = Field(False, description="one GPU per worker")
     micro_batches: int = Field(1, ge=1, description="gradient accumulation: each worker's share in this many passes")
+    cpus_per_worker: int | None = Field(None, ge=1, description="CPU threads per worker (default: with GPUs 1, else "
+                                        "the cluster's CPUs shared among the workers)")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast the forward passes (GPU)")
     seed: int = Field(0, description="seed of the weights, the batches and the masks")
 

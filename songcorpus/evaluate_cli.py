@@ -25,7 +25,7 @@ def _load(storage: Any, ref: str) -> tuple[Any, Any, dict]:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.token_metrics import compare, sample_tokens, sections, token_metrics
     from .models.dslm.sampling import Sampling
-    from .pipeline.dataset_reader import resolve_version
+    from .pipeline.dataset_reader import resolve_version, split_with_clips
     from .pipeline.errors import UserError
     from .pipeline.report_html import render_sections_html
     from .pipeline.storage import Storage
@@ -38,12 +38,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if (manifest.get("tokens") or {}).get("tokenizer") != saved["tokenizer"]:
         raise UserError(f"version {manifest['id']} was tokenized by {(manifest.get('tokens') or {}).get('tokenizer')}"
                         f", but dslm/{artifact.id} reads tokens of tokenizer {saved['tokenizer']}")
-    examples = load_examples(version_dir, args.split, model.config)
+    wanted = args.split or str(artifact.config.get("eval_split", "test"))
+    split = wanted if args.split else split_with_clips(manifest, wanted)
+    if split != wanted:
+        print(f"NOTE: version {manifest['id']} has no {wanted} clips; judging on {split}"
+              + (" (clips the model was trained on)" if split == "train" else ""))
+    examples = load_examples(version_dir, split, model.config)
     if not examples:
-        raise UserError(f"version {manifest['id']} has no {args.split} clips with lyrics and tokens")
+        raise UserError(f"version {manifest['id']} has no {split} clips with lyrics and tokens")
     metrics = token_metrics(model, examples)
     curves = {f"dslm/{artifact.id}": artifact.metrics.get("loss_curve", [])}
-    result: dict[str, Any] = {"model": artifact.id, "version": manifest["id"], "split": args.split,
+    result: dict[str, Any] = {"model": artifact.id, "version": manifest["id"], "split": split,
                               "clips": len(examples), "metrics": metrics}
     difference = None
     if args.against:
@@ -52,11 +57,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         difference = result["against"]["difference"] = compare(metrics, result["against"]["metrics"])
         curves[f"dslm/{other.id}"] = other.metrics.get("loss_curve", [])
     sampled = sample_tokens(model, examples[: args.generate], sampling=Sampling(args.top_k, args.temperature))
-    folder = f"{EVALUATIONS}/{artifact.id}-{manifest['id']}-{args.split}"
+    folder = f"{EVALUATIONS}/{artifact.id}-{manifest['id']}-{split}"
     storage.write_bytes(f"{folder}/generated.npz", npz_bytes(sampled))
     storage.write_bytes(f"{folder}/evaluation.json", json.dumps(result, indent=2, sort_keys=True).encode())
     lines = [f"dslm/{artifact.id} ({artifact.summary})",
-             (f"version {manifest['id']}, split {args.split}: {len(examples)} clips; tokens sampled for "
+             (f"version {manifest['id']}, split {split}: {len(examples)} clips; tokens sampled for "
               f"{min(args.generate, len(examples))} clips (lyrics-to-song, top-k {args.top_k}, temperature "
               f"{args.temperature}) in generated.npz")]
     page = render_sections_html(f"songcorpus evaluation · dslm/{artifact.id}", lines,
@@ -91,7 +96,8 @@ def add_evaluate_parser(sub: Any) -> None:
     ev.add_argument("model", help="DSLM artifact: ID, dslm/ID, an id prefix, or dslm/latest")
     ev.add_argument("--root", required=True, help="output root of the job")
     ev.add_argument("--version", help="dataset version (default: the one the model was trained on)")
-    ev.add_argument("--split", default="test", help="split to judge on (default: test)")
+    ev.add_argument("--split", help="split to judge on (default: the model's eval_split, test, or else the first "
+                    "of valid, test, train that has clips)")
     ev.add_argument("--against", metavar="MODEL",
                     help="another DSLM: its metrics on the same inputs, and the difference")
     ev.add_argument("--generate", type=int, default=4, help="clips to sample tokens for (default: 4)")

@@ -107,10 +107,7 @@ def train_dslm(root: str, train: DslmTrainConfig, job_name: str) -> ModelArtifac
     if not examples:
         raise UserError(f"version {manifest['id']} has no train clips with lyrics and tokens")
     work = run_folder(storage, "dslm", manifest["id"], train.model_dump(mode="json"))
-    loop = LoopSettings(steps=train.loop.steps, checkpoint_dir=work / "checkpoints",
-                        checkpoint_every=train.loop.checkpoint_every, seed=train.loop.seed,
-                        num_workers=train.loop.num_workers, use_gpu=train.loop.use_gpu,
-                        micro_batches=train.loop.micro_batches, precision=train.loop.precision)
+    loop = LoopSettings.from_config(train.loop, work / "checkpoints")
     result = train_on_ray(DslmTask(examples, config, train), loop)
     history = result.history
     metrics = {

@@ -30,6 +30,7 @@ from torch import nn
 
 from ..pipeline.fingerprint import digest
 from ..pipeline.storage import Storage
+from ..schemas.train_configs import LoopConfig
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,18 @@ class LoopSettings:
     num_workers: int = 1
     use_gpu: bool = False
     micro_batches: int = 1  # gradient accumulation: forward passes per worker per step
+    cpus_per_worker: int | None = None  # None: on CPU, a fair share of the largest node; with GPUs, 1
     precision: Literal["fp32", "bf16"] = "fp32"
     #: stop after this many steps of this run (tests use it to kill a run mid-way); None: run to ``steps``
     stop_after: int | None = None
+
+
+    @classmethod
+    def from_config(cls, loop: LoopConfig, checkpoint_dir: Path) -> LoopSettings:
+        """The settings of a job's ``[train.<kind>.loop]`` section."""
+        return cls(steps=loop.steps, checkpoint_dir=checkpoint_dir, checkpoint_every=loop.checkpoint_every,
+                   seed=loop.seed, num_workers=loop.num_workers, use_gpu=loop.use_gpu,
+                   micro_batches=loop.micro_batches, cpus_per_worker=loop.cpus_per_worker, precision=loop.precision)
 
 
 @dataclass
@@ -174,7 +184,10 @@ def train_on_ray(task: Task, settings: LoopSettings) -> LoopResult:
     import ray.train
     import ray.train.torch
 
+    cpus = settings.cpus_per_worker or _cpus_per_worker(settings)
+
     def worker(config: dict[str, Any]) -> None:
+        torch.set_num_threads(cpus)  # torch on a CPU worker uses the CPUs Ray gave it, no more
         context = ray.train.get_context()
         rank, world = context.get_world_rank(), context.get_world_size()
         result = run_steps(task, settings, rank, world, prepare=ray.train.torch.prepare_model)
@@ -185,9 +198,21 @@ def train_on_ray(task: Task, settings: LoopSettings) -> LoopResult:
 
     settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     trainer = ray.train.torch.TorchTrainer(
-        worker, scaling_config=ray.train.ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu),
+        worker, scaling_config=ray.train.ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu,
+                                                       resources_per_worker={"CPU": cpus}),
         run_config=ray.train.RunConfig(storage_path=str(settings.checkpoint_dir.resolve() / "ray"), name="train"),
     )
     trainer.fit()
     saved = torch.load(settings.checkpoint_dir / "result.pt", map_location="cpu", weights_only=True)
     return LoopResult(history=saved["history"], state_dict=saved["state_dict"], resumed_from=saved["resumed_from"])
+
+
+def _cpus_per_worker(settings: LoopSettings) -> int:
+    """CPU threads per worker: with GPUs, 1 (the GPU does the work); on CPU, the cluster's CPUs shared among the
+    workers, but no more than the largest node has (a worker runs on one node)."""
+    import ray
+
+    if settings.use_gpu:
+        return 1
+    largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=1)
+    return max(1, int(min(largest, ray.cluster_resources().get("CPU", 1) // settings.num_workers)))

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ..models.bestrq import BestRq, BestRqConfig, Tokenizer, codebook_usage, config_for
-from ..pipeline.dataset_reader import AUDIO_MEMBERS, open_dataset, resolve_version
+from ..pipeline.dataset_reader import AUDIO_MEMBERS, open_dataset, resolve_version, split_with_clips
 from ..pipeline.storage import Storage
 from ..schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
 from ..schemas.train_configs import TokenizerTrainConfig
@@ -184,14 +184,6 @@ def judge(tokenizer: Tokenizer, clips: list[Tensor], train: TokenizerTrainConfig
     }
 
 
-def _split_with_clips(manifest: dict[str, Any], wanted: str) -> str:
-    """``wanted`` when the version has samples in it, else the first split that has some (a tiny demo may not)."""
-    samples = manifest["splits"]["samples"]
-    if samples.get(wanted):
-        return wanted
-    return next(split for split in ("valid", "test", "train") if samples.get(split))
-
-
 def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> ModelArtifact:
     """Pretrain, fit k-means, judge and publish a tokenizer from the job's dataset version under ``root``."""
     storage = Storage(root)
@@ -200,12 +192,10 @@ def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> Mo
     clips = load_clips(version_dir, "train", config.sample_rate)
     if not clips:
         raise ValueError(f"version {manifest['id']} has no train clips to pretrain on")
-    held_out_split = _split_with_clips(manifest, train.eval_split)
+    held_out_split = split_with_clips(manifest, train.eval_split)
     held_out = load_clips(version_dir, held_out_split, config.sample_rate)
     work = run_folder(storage, "tokenizer", manifest["id"], train.model_dump(mode="json"))
-    loop = LoopSettings(steps=train.loop.steps, checkpoint_dir=work / "checkpoints",
-                        checkpoint_every=train.loop.checkpoint_every, seed=train.loop.seed,
-                        num_workers=train.loop.num_workers, use_gpu=train.loop.use_gpu)
+    loop = LoopSettings.from_config(train.loop, work / "checkpoints")
     result = train_on_ray(TokenizerTask(clips, config, train), loop)
     projection_dim = train.vq_dim if train.quantizer == "vq" else None
     tokenizer = Tokenizer(config, train.layer, train.codes, projection_dim)
