@@ -4,7 +4,7 @@ Both sides train the same DSLM (``--size``, random start, the same seed) for the
 batches, on the same device and precision:
 
   - reference: every step's batch built beforehand and kept as tensors on the device; the loop only runs the
-    forward, backward and optimizer step;
+    forward, backward and optimizer step (timed before and after the trainer, and averaged);
   - trainer: ``DslmTask`` as ``songcorpus train`` runs it: the clips read from a dataset version with
     ``open_dataset`` (timed, and counted against the trainer), each step's batch drawn, masked and padded from
     them, then the same forward, backward and step.
@@ -82,10 +82,13 @@ def main() -> None:
     train(fresh(), [warm.global_batch(s) for s in range(2)], device, args.precision)  # warm-up (kernels, caches)
 
     prepared = [warm.global_batch(step).to(device) for step in range(args.steps)]
-    started = time.perf_counter()
-    tokens = train(fresh(), prepared, device, args.precision)
-    reference = tokens / (time.perf_counter() - started)
 
+    def reference_rate() -> float:
+        started = time.perf_counter()
+        tokens = train(fresh(), prepared, device, args.precision)
+        return tokens / (time.perf_counter() - started)
+
+    before = reference_rate()
     started = time.perf_counter()
     task = DslmTask(load_examples(version_dir, "train", config), config, train_config)
     loaded = time.perf_counter() - started
@@ -93,9 +96,12 @@ def main() -> None:
     trained = train(model, [lambda s=step: task.global_batch(s) for step in range(args.steps)], device,
                     args.precision)
     pipeline = trained / (time.perf_counter() - started)
+    after = reference_rate()
+    reference = (before + after) / 2
     print(f"DSLM {args.size} on {args.device} ({args.precision}), {args.threads} threads: {args.steps} steps x "
           f"{args.batch_size} clips of {args.seconds:.0f} s from {args.clips} clips")
-    print(f"reference  batches as tensors in memory:        {reference:10.0f} tokens/s")
+    print(f"reference  batches as tensors in memory:        {reference:10.0f} tokens/s (passes: {before:.0f} "
+          f"before, {after:.0f} after the trainer)")
     print(f"trainer    open_dataset ({loaded:.2f} s) + batches:  {pipeline:10.0f} tokens/s")
     print(f"ratio      trainer / reference                   {pipeline / reference:10.2f}")
 
