@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 EVALUATIONS = "evaluations"
@@ -49,7 +50,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = token_metrics(model, examples)
     curves = {f"dslm/{artifact.id}": artifact.metrics.get("loss_curve", [])}
     result: dict[str, Any] = {"model": artifact.id, "version": manifest["id"], "split": split,
-                              "clips": len(examples), "metrics": metrics}
+                              "clips": len(examples), "metrics": metrics,
+                              "uniform_cross_entropy": round(math.log(model.config.codes), 4)}
     difference = None
     if args.against:
         other, other_model, _ = _load(storage, args.against)
@@ -63,7 +65,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     lines = [f"dslm/{artifact.id} ({artifact.summary})",
              (f"version {manifest['id']}, split {split}: {len(examples)} clips; tokens sampled for "
               f"{min(args.generate, len(examples))} clips (lyrics-to-song, top-k {args.top_k}, temperature "
-              f"{args.temperature}) in generated.npz")]
+              f"{args.temperature}) in generated.npz"),
+             (f"for scale: a uniform guess over the {model.config.codes} codes scores cross-entropy "
+              f"{result['uniform_cross_entropy']} (perplexity {model.config.codes})")]
     page = render_sections_html(f"songcorpus evaluation · dslm/{artifact.id}", lines,
                                 sections(artifact.id, metrics, curves, difference, args.against), "songcorpus evaluate")
     storage.write_bytes(f"{folder}/report.html", page.encode())
@@ -73,7 +77,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _print(result: dict[str, Any], difference: dict[str, Any] | None) -> None:
-    print(f"dslm/{result['model']} on version {result['version']} ({result['split']}, {result['clips']} clips)")
+    print(f"dslm/{result['model']} on version {result['version']} ({result['split']}, {result['clips']} clips; "
+          f"a uniform guess scores CE {result['uniform_cross_entropy']})")
     header = f"  {'task':<28}{'stream':<15}{'tokens':>8}{'CE':>9}{'ppl':>10}{'acc':>8}"
     print(header + ("   ΔCE    Δacc" if difference else ""))
     for recipe, streams in result["metrics"].items():
