@@ -26,7 +26,7 @@ from songcorpus.training.dslm_data import load_examples
 from songcorpus.training.loop import LoopSettings, run_steps, train_on_ray
 from tests.training.token_version import CODES, build_token_version, clip_tokens
 
-STEPS = 200
+STEPS = 120
 
 
 def _config(steps: int = STEPS, **loop: object) -> DslmTrainConfig:
