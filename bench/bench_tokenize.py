@@ -50,7 +50,7 @@ def job_text(args: argparse.Namespace, tokenizer: Path | None) -> str:
     return head + (f'[stages.tokenize]\ntokenizer = "{tokenizer}"\ndevice = "{args.device}"\n'
                    f'precision = "{args.precision}"\nbatch_clips = {args.batch_clips}\ncpu_threads = {args.threads}\n'
                    f"[stages.tokenize.resources]\nnum_cpus = {args.threads}\nnum_gpus = {gpus}\nmax_workers = 1\n"
-                   "batch_size = 2\n[stages.shard]\n")
+                   f"batch_size = {args.batch_songs}\n[stages.shard]\n")
 
 
 def load_clips(root: Path, rate: int) -> tuple[list[torch.Tensor], float]:
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     parser.add_argument("--batch-clips", type=int, default=16)
+    parser.add_argument("--batch-songs", type=int, default=8, help="songs per worker batch (clips batch together)")
     args = parser.parse_args()
     if args.device == "cpu" and args.precision != "fp32":
         parser.error("--precision applies on --device cuda only")
@@ -122,7 +123,8 @@ def main() -> None:
     pipeline = stage["audio_seconds"] / stage["wall_seconds"]
     reference = statistics.mean([before, after])
     print(f"{len(clips) // 3} clips ({seconds:.1f} s, x3 streams) of {args.songs} songs; tokenizer {args.size}; "
-          f"device {args.device}, precision {args.precision}, batch_clips {args.batch_clips}, threads {args.threads}")
+          f"device {args.device}, precision {args.precision}, batch_clips {args.batch_clips}, batch_songs "
+          f"{args.batch_songs}, threads {args.threads}")
     print(f"reference  bare tokenizer, no Ray:  {reference:8.2f} clip-s/s (passes: {before:.2f} before, "
           f"{after:.2f} after the pipeline)")
     print(f"pipeline   tokenize stage (ledger):  {pipeline:8.2f} clip-s/s")

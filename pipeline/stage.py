@@ -142,7 +142,7 @@ class Stage(ABC, Generic[C]):
         """Compute several ``(item_id, record, fingerprint)`` at once; one result or exception per item.
 
         The default calls :meth:`process` per item. Stages that gain from batching across items
-        (a GPU model fed segments of many songs) override it, keeping failures per item.
+        (a GPU model fed segments of many songs) derive from :class:`BatchStage` instead.
         """
         results: list[Result | BaseException] = []
         for item_id, record, fingerprint in items:
@@ -175,3 +175,20 @@ class Stage(ABC, Generic[C]):
         engine renders it in the HTML report and prints its lines, knowing nothing of the stage.
         """
         return None
+
+
+class BatchStage(Stage[C]):
+    """A stage whose work is batched across items (a model fed the pieces of many songs at once).
+
+    Subclasses implement :meth:`process_batch`; :meth:`process` is the batch of one, raising its failure.
+    """
+
+    def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
+        result = self.process_batch([(item_id, record, fingerprint)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    @abstractmethod
+    def process_batch(self, items: list[tuple[str, dict, str]]) -> list[Result | BaseException]:
+        """One result or exception per ``(item_id, record, fingerprint)``, in order."""

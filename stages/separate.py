@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..pipeline.background import BackgroundWork
-from ..pipeline.stage import Reject, Result, Stage
+from ..pipeline.stage import BatchStage, Reject, Result
 from ..pipeline.storage import artifact_path
 from ..schemas.song_records import SeparatedSong, StandardizedSong
 from ..schemas.stage_configs import SeparateConfig
@@ -41,7 +41,7 @@ def _energy_db(audio: np.ndarray) -> float:
     return float(10 * np.log10(max(float(np.mean(audio.astype(np.float64) ** 2)), 1e-12)))
 
 
-class SeparateStage(Stage[SeparateConfig]):
+class SeparateStage(BatchStage[SeparateConfig]):
     """Songs in, vocals and accompaniment FLAC stems out; segments of a whole batch share forwards."""
 
     name = "separate"
@@ -98,12 +98,6 @@ class SeparateStage(Stage[SeparateConfig]):
             ]
         trained = trained_model_notice(self.name, self.config.repo) if self.config.repo else None
         return [trained] if trained else []
-
-    def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
-        result = self.process_batch([(item_id, record, fingerprint)])[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
     def process_batch(self, items: list[tuple[str, dict, str]]) -> list[Result | BaseException]:
         """Separate the batch's songs as one stream; each song is written as soon as its stems are done.

@@ -6,8 +6,9 @@ tokenizer re-tokenizes and re-shards and touches nothing upstream. ``tokenizer =
 one under the job's root, and when there is none yet the run goes on without tokens and says so: the demo
 runs, trains its tokenizer on the version it published, and runs again.
 
-Per song, the clips of each stream are cut from the stems, turned to 24 kHz mono, sorted by length and
-tokenized ``batch_clips`` at a time (autocast on GPU). ``tokens.npz`` holds one array per clip and stream,
+The clips of every stream of every song in a worker's batch (``resources.batch_size`` songs) are cut from the
+stems, turned to 24 kHz mono, sorted by length together and tokenized ``batch_clips`` at a time (autocast on
+GPU), then each song's tokens are written on their own. ``tokens.npz`` holds one array per clip and stream,
 uint16 (uint32 when the codebook has more than 65536 codes), ``round(seconds × 50)`` tokens long within one.
 """
 
@@ -29,11 +30,11 @@ from safetensors.torch import load_file
 from ..models.bestrq import BestRqConfig, Tokenizer
 from ..pipeline.dataset_reader import TOKEN_MEMBERS
 from ..pipeline.model_registry import artifact_dir, list_models, load_model, local_folder, resolve_model
-from ..pipeline.stage import Result, Stage
+from ..pipeline.stage import BatchStage, Result
 from ..pipeline.storage import Storage, artifact_path
 from ..schemas.model_artifact import ARTIFACT_FILE, TOKENIZER_CONFIG, TOKENIZER_WEIGHTS
 from ..schemas.records import OK
-from ..schemas.song_records import FilteredSong, KeptClips, TokenizedSong
+from ..schemas.song_records import Clip, FilteredSong, KeptClips, TokenizedSong
 from ..schemas.stage_configs import TokenizeConfig
 from .audio_io import read_flac
 from .model_provenance import trained_model_notice
@@ -74,7 +75,7 @@ def token_dtype(codes: int) -> type[np.unsignedinteger]:
     return np.uint16 if codes <= 65536 else np.uint32
 
 
-class TokenizeStage(Stage[TokenizeConfig]):
+class TokenizeStage(BatchStage[TokenizeConfig]):
     """Songs with kept clips in; the same songs with a ``tokens.npz`` of every clip's three streams out."""
 
     name = "tokenize"
@@ -139,25 +140,40 @@ class TokenizeStage(Stage[TokenizeConfig]):
                 out[i] = tokens[row, : int(frames[row])].cpu().numpy().astype(token_dtype(self.codes))
         return out
 
-    def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
-        song = FilteredSong.model_validate(record)
+    def process_batch(self, items: list[tuple[str, dict, str]]) -> list[Result | BaseException]:
+        """Tokenize the clips of every song of the batch together (length-sorted batches across songs), then
+        write each song's ``tokens.npz``; a song that cannot be read is that song's rejection alone."""
         storage = self.context.storage
-        clips = KeptClips.model_validate_json(storage.read_bytes(song.kept_clips)).clips
-        arrays: dict[str, np.ndarray] = {}
-        for stream, field in STREAMS.items():
-            with self.timed("decode"):
-                audio, rate = read_flac(storage.read_bytes(getattr(song, field)))
-                mono = torch.from_numpy(audio.mean(axis=0).astype(np.float32))
-                pieces = [taf.resample(mono[round(c.start * rate) : round(c.end * rate)], rate, self.rate)
-                          for c in clips]
-            with self.timed("tokenize"):
-                tokens = self._tokens(pieces)
-            arrays.update({f"{clip.clip_id}.{stream}": t for clip, t in zip(clips, tokens, strict=True)})
-        with self.timed("write"):
-            rel = storage.write_bytes(artifact_path(self.name, fingerprint, TOKENS), npz_bytes(arrays))
-        out = TokenizedSong.extending(song, tokens=rel, token_rate=self.tokenizer.bestrq.config.frame_rate,
-                                      token_codes=self.codes, tokenizer=self.folder.name)
-        return Result(out.model_dump(mode="json"), audio_seconds=song.clip_seconds)
+        songs: dict[int, tuple[FilteredSong, tuple[Clip, ...]]] = {}
+        pieces: list[tuple[int, str, torch.Tensor]] = []  # (song, "<clip_id>.<stream>", 24 kHz mono)
+        results: dict[int, Result | BaseException] = {}
+        for index, (_, record, _) in enumerate(items):
+            try:
+                with self.timed("decode"):
+                    song = FilteredSong.model_validate(record)
+                    clips = KeptClips.model_validate_json(storage.read_bytes(song.kept_clips)).clips
+                    for stream, field in STREAMS.items():
+                        audio, rate = read_flac(storage.read_bytes(getattr(song, field)))
+                        mono = torch.from_numpy(audio.mean(axis=0).astype(np.float32))
+                        pieces += [(index, f"{c.clip_id}.{stream}",
+                                    taf.resample(mono[round(c.start * rate) : round(c.end * rate)], rate, self.rate))
+                                   for c in clips]
+                songs[index] = (song, clips)
+            except Exception as exc:  # noqa: BLE001 - becomes this song's rejection
+                results[index] = exc
+                pieces = [p for p in pieces if p[0] != index]
+        with self.timed("tokenize"):
+            tokens = self._tokens([audio for _, _, audio in pieces])
+        arrays: dict[int, dict[str, np.ndarray]] = {index: {} for index in songs}
+        for (index, name, _), values in zip(pieces, tokens, strict=True):
+            arrays[index][name] = values
+        for index, (song, _) in songs.items():
+            with self.timed("write"):
+                rel = storage.write_bytes(artifact_path(self.name, items[index][2], TOKENS), npz_bytes(arrays[index]))
+            out = TokenizedSong.extending(song, tokens=rel, token_rate=self.tokenizer.bestrq.config.frame_rate,
+                                          token_codes=self.codes, tokenizer=self.folder.name)
+            results[index] = Result(out.model_dump(mode="json"), audio_seconds=song.clip_seconds)
+        return [results[i] for i in range(len(items))]
 
     @classmethod
     def report_section(cls, rows: pa.Table, storage: Storage) -> dict | None:
