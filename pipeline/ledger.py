@@ -58,7 +58,8 @@ def outcome_row(run_id: str, stage: str, version: int, o: Outcome, record_json: 
         "retryable": o.retryable, "reused": o.reused, "attempt": o.attempt,
         "record": None if o.reused else record_json,
         "audio_seconds": float(o.audio_seconds), "seconds": float(o.seconds),
-        "finished_at": float(o.finished_at), "worker": o.worker, "timings": o.timings or None,
+        "finished_at": float(o.finished_at), "started_at": o.started_at, "worker": o.worker,
+        "timings": o.timings or None,
     }
 
 

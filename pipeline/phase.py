@@ -121,7 +121,8 @@ class _Reuses:
     def table(self, run_id: str, stage: PhaseStage, now: float) -> pa.Table:
         n = len(self.columns["item_id"])
         constant = {"run_id": run_id, "stage": stage.name, "stage_version": stage.cls.version, "reused": True,
-                    "record": None, "seconds": 0.0, "finished_at": now, "worker": "driver", "timings": None}
+                    "record": None, "seconds": 0.0, "finished_at": now, "started_at": now, "worker": "driver",
+                    "timings": None}
         arrays = [pa.array(self.columns[f.name], f.type) if f.name in self.columns
                   else pa.array([constant[f.name]] * n, f.type) for f in LEDGER_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=LEDGER_SCHEMA)

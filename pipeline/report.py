@@ -40,7 +40,8 @@ def stage_summary(name: str, version: int, rows: pa.Table) -> dict:
     computed = rows.filter(pc.invert(rows["reused"]))
     if computed.num_rows:
         ends = computed["finished_at"].to_numpy()
-        starts = ends - computed["seconds"].to_numpy()
+        starts = pc.fill_null(computed["started_at"], pc.subtract(computed["finished_at"], computed["seconds"]))
+        starts = starts.to_numpy()
         wall = float(ends.max() - starts.min())
     else:
         wall = 0.0

@@ -123,7 +123,7 @@ class StageWorker:
                 todo.append((i, earlier + 1))
         timings: dict[str, float] = {}
         if todo:
-            started = time.perf_counter()
+            started, started_at = time.perf_counter(), time.time()
             self.stage.take_timings()
             results = self.stage.process_batch([
                 (rows[i]["item_id"], json.loads(rows[i]["record"]), rows[i]["fingerprints"][index]) for i, _ in todo
@@ -134,7 +134,7 @@ class StageWorker:
             for (i, attempt), result in zip(todo, results, strict=True):
                 outcome = self._outcome(rows[i]["item_id"], rows[i]["fingerprints"][index], result)
                 outcome.attempt, outcome.seconds, outcome.timings = attempt, per_item, share
-                outcome.finished_at, outcome.worker = time.time(), self.worker_name
+                outcome.started_at, outcome.finished_at, outcome.worker = started_at, time.time(), self.worker_name
                 outcomes[i] = outcome
         done = [o for o in outcomes if o is not None]
         ok = sum(o.status == OK for o in done)

@@ -30,6 +30,9 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("audio_seconds", pa.float64(), nullable=False),
         pa.field("seconds", pa.float64(), nullable=False),
         pa.field("finished_at", pa.float64(), nullable=False),
+        # when the item's computation began: its batch's start, so a batched stage's wall time is not read
+        # as its per-item share of ``seconds`` (null in ledgers written before it existed)
+        pa.field("started_at", pa.float64()),
         pa.field("worker", pa.string(), nullable=False),
         # seconds per sub-step the stage timed (decode, forward, write, ...), this item's share
         pa.field("timings", pa.map_(pa.string(), pa.float64())),
@@ -68,5 +71,6 @@ class Outcome:
     audio_seconds: float = 0.0
     seconds: float = 0.0
     finished_at: float = 0.0
+    started_at: float | None = None
     worker: str = ""
     timings: dict[str, float] = field(default_factory=dict)

@@ -100,3 +100,18 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         storage.write_bytes("a/b.bin", b"data")
     assert list((tmp_path / "a").iterdir()) == []
+
+
+def test_a_batched_stage_wall_time_spans_its_batch_not_the_per_item_share(tmp_path):
+    from songcorpus.pipeline.report import stage_summary
+
+    ledger = Ledger(Storage(str(tmp_path)))
+    # one batch of four items computed from t=100 to t=108: each carries a 2 s share of the 8 s
+    batch = [outcome(i, f"f{i}", seconds=2.0, started_at=100.0, t=108.0, audio_seconds=10.0) for i in "abcd"]
+    # a row from a ledger written before started_at existed: its start is finished_at - seconds
+    legacy = [outcome("e", "fe", seconds=3.0, t=111.0, audio_seconds=10.0)]
+    ledger.append("r1", "s", 1, batch + legacy)
+    summary = stage_summary("s", 1, ledger.read("s"))
+    assert summary["wall_seconds"] == 11.0  # 100 -> 111, not 106 -> 111
+    assert summary["busy_seconds"] == 11.0
+    assert summary["audio_seconds_per_second"] == round(50 / 11, 3)
