@@ -379,3 +379,14 @@ def read_flac(data: bytes) -> tuple[np.ndarray, int]:
     """Float32 ``(channels, samples)`` audio and its rate from FLAC (or WAV) bytes."""
     audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     return audio.T.copy(), int(rate)
+
+
+def read_flac_span(data: bytes, start: float, end: float) -> tuple[np.ndarray, int]:
+    """Samples ``round(start × rate)`` to ``round(end × rate)`` of FLAC (or WAV) bytes, as :func:`read_flac`
+    would give them, decoding only that span (FLAC seeks to the sample)."""
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        rate = int(f.samplerate)
+        first = round(start * rate)
+        f.seek(first)
+        audio = f.read(round(end * rate) - first, dtype="float32", always_2d=True)
+    return audio.T.copy(), rate

@@ -36,7 +36,7 @@ from ..schemas.model_artifact import ARTIFACT_FILE, TOKENIZER_CONFIG, TOKENIZER_
 from ..schemas.records import OK
 from ..schemas.song_records import Clip, FilteredSong, KeptClips, TokenizedSong
 from ..schemas.stage_configs import TokenizeConfig
-from .audio_io import read_flac
+from .audio_io import read_flac_span
 from .model_provenance import trained_model_notice
 
 TOKENS = "tokens.npz"
@@ -122,6 +122,12 @@ class TokenizeStage(BatchStage[TokenizeConfig]):
         self.rate = self.tokenizer.bestrq.config.sample_rate
         self.codes = int(self.tokenizer.semantic.centroids.shape[0])
         self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+        self._tokens([torch.zeros(self.rate)])  # the first forward's one-time costs belong to setup, not a song
+
+    def _clip_audio(self, flac: bytes, clip: Clip) -> torch.Tensor:
+        """The clip's span of a stem, decoded alone, as mono at the tokenizer's rate."""
+        audio, rate = read_flac_span(flac, clip.start, clip.end)
+        return taf.resample(torch.from_numpy(audio.mean(axis=0)), rate, self.rate)
 
     def _tokens(self, clips: list[torch.Tensor]) -> list[np.ndarray]:
         """Tokens of each clip, batched by length (longest first) so padding stays small."""
@@ -153,11 +159,8 @@ class TokenizeStage(BatchStage[TokenizeConfig]):
                     song = FilteredSong.model_validate(record)
                     clips = KeptClips.model_validate_json(storage.read_bytes(song.kept_clips)).clips
                     for stream, field in STREAMS.items():
-                        audio, rate = read_flac(storage.read_bytes(getattr(song, field)))
-                        mono = torch.from_numpy(audio.mean(axis=0).astype(np.float32))
-                        pieces += [(index, f"{c.clip_id}.{stream}",
-                                    taf.resample(mono[round(c.start * rate) : round(c.end * rate)], rate, self.rate))
-                                   for c in clips]
+                        data = storage.read_bytes(getattr(song, field))
+                        pieces += [(index, f"{c.clip_id}.{stream}", self._clip_audio(data, c)) for c in clips]
                 songs[index] = (song, clips)
             except Exception as exc:  # noqa: BLE001 - becomes this song's rejection
                 results[index] = exc
