@@ -8,14 +8,15 @@ and the ~0.6B ``paper`` size; BEST-RQ (Chiu et al. 2022, arXiv 2202.01855, §3-4
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..saved_config import SavedConfig, sized
+
 
 @dataclass(frozen=True)
-class BestRqConfig:
+class BestRqConfig(SavedConfig):
     """One BEST-RQ network; the defaults are the ``small`` size.
 
     The front end's window is 4 hops (80 ms): each 20 ms frame already sees the span that BEST-RQ's stack of
@@ -75,20 +76,6 @@ class BestRqConfig:
         """Frames (= tokens) per second: 50.0 for the defaults."""
         return self.sample_rate / self.hop_length
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-safe values (ints, floats, None), for a checkpoint's config file."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BestRqConfig:
-        """The inverse of ``to_dict``. Every field must be present: a default that changes later must not
-        silently change what an old checkpoint means."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown, missing = sorted(set(data) - names), sorted(names - set(data))
-        if unknown or missing:
-            raise ValueError(f"BestRqConfig.from_dict: unknown keys {unknown}, missing keys {missing}; "
-                             "a checkpoint's config names every field of BestRqConfig")
-        return cls(**data)
 
 
 SIZES: Mapping[str, BestRqConfig] = {
@@ -103,9 +90,4 @@ SIZES: Mapping[str, BestRqConfig] = {
 
 def config_for(size: str, **overrides: Any) -> BestRqConfig:
     """The named size with some fields replaced, e.g. ``config_for("tiny", num_codebooks=16)``."""
-    if size not in SIZES:
-        raise ValueError(f"unknown BEST-RQ size {size!r}; choose one of {sorted(SIZES)}")
-    unknown = sorted(set(overrides) - {field.name for field in dataclasses.fields(BestRqConfig)})
-    if unknown:
-        raise ValueError(f"unknown BestRqConfig fields {unknown}")
-    return dataclasses.replace(SIZES[size], **overrides)
+    return sized(SIZES, "BEST-RQ", size, **overrides)

@@ -3,16 +3,17 @@ follow them (``SPECIAL_TOKENS``), so the decoders' vocabulary is ``codes + 5``."
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from ..saved_config import SavedConfig, sized
 
 #: after the semantic codes: padding, stream start, stream end, the editing separator, a masked (hidden) token
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<EDIT>", "<mask>")
 
 
 @dataclass(frozen=True)
-class DslmConfig:
+class DslmConfig(SavedConfig):
     codes: int = 1024  # semantic tokens of the tokenizer (K)
     lyrics_vocab: int = 128  # lyric tokens (characters or phonemes) of the lyrics tokenizer
     d_model: int = 1024
@@ -33,17 +34,6 @@ class DslmConfig:
         """The id of a special token, e.g. ``special("<EDIT>")``."""
         return self.codes + SPECIAL_TOKENS.index(name)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DslmConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        if set(data) != fields:
-            raise ValueError(f"DSLM config keys differ: missing {sorted(fields - set(data))}, "
-                             f"unknown {sorted(set(data) - fields)}")
-        return cls(**data)
-
 
 #: SongCreator's size (4 + 8 + 8 + 4 layers at d 1024, 16 heads, FFN 4096; 631M in the paper), one for a GPU,
 #: and one for CPU tests
@@ -55,6 +45,4 @@ SIZES = {
 
 
 def config_for(size: str, **overrides: Any) -> DslmConfig:
-    if size not in SIZES:
-        raise ValueError(f"unknown DSLM size {size!r}; choose one of {sorted(SIZES)}")
-    return dataclasses.replace(SIZES[size], **overrides)
+    return sized(SIZES, "DSLM", size, **overrides)

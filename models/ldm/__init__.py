@@ -1,5 +1,9 @@
-"""SongCreator's decoder from semantic tokens to audio: a waveform VAE and (to come) a latent diffusion model."""
+"""SongCreator's decoder from semantic tokens to audio: a waveform VAE and a latent diffusion model (rectified
+flow) that samples the VAE's latents from the tokens."""
 
-from songcorpus.models.ldm.vae import SIZES, Vae, VaeConfig, VaeOutput, multi_resolution_stft_loss, si_sdr, vae_loss
+from songcorpus.models.ldm.decoder import TokenDecoder
+from songcorpus.models.ldm.diffusion import Ldm, LdmConfig
+from songcorpus.models.ldm.vae import Vae, VaeConfig, VaeOutput, multi_resolution_stft_loss, si_sdr, vae_loss
 
-__all__ = ["SIZES", "Vae", "VaeConfig", "VaeOutput", "multi_resolution_stft_loss", "si_sdr", "vae_loss"]
+__all__ = ["Ldm", "LdmConfig", "TokenDecoder", "Vae", "VaeConfig", "VaeOutput", "multi_resolution_stft_loss",
+           "si_sdr", "vae_loss"]

@@ -9,18 +9,20 @@ to one latent frame. Every number is a config field.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..saved_config import SavedConfig, sized
+
 
 @dataclass(frozen=True)
-class VaeConfig:
+class VaeConfig(SavedConfig):
     sample_rate: int = 24000
     channels: int = 32  # width after the first convolution, doubled at every stride
     strides: tuple[int, ...] = (4, 4, 5, 6)
@@ -35,6 +37,7 @@ class VaeConfig:
     @property
     def latent_rate(self) -> float:
         return self.sample_rate / self.hop
+
 
 
 SIZES = {"tiny": VaeConfig(channels=8), "small": VaeConfig(channels=32)}
@@ -127,7 +130,5 @@ def si_sdr(estimate: Tensor, target: Tensor) -> Tensor:
                             .clamp(min=1e-10))
 
 
-def config_for(size: str, **overrides: object) -> VaeConfig:
-    if size not in SIZES:
-        raise ValueError(f"unknown VAE size {size!r}; choose one of {sorted(SIZES)}")
-    return dataclasses.replace(SIZES[size], **overrides)  # type: ignore[arg-type]
+def config_for(size: str, **overrides: Any) -> VaeConfig:
+    return sized(SIZES, "VAE", size, **overrides)
