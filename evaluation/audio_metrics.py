@@ -88,7 +88,8 @@ def fad(embedder: Embedder, reference: Sequence[tuple[Tensor, int]], test: Seque
     (from half of them to all)."""
     ref, tst = embedder.frames(reference), embedder.frames(test)
     rng = np.random.default_rng(seed)
-    counts = np.unique(np.linspace(max(tst.shape[1] + 2, tst.shape[0] // 2), tst.shape[0], sizes).astype(int))
+    smallest = min(max(tst.shape[1] + 2, tst.shape[0] // 2), tst.shape[0])  # fewer frames than dimensions: no fit
+    counts = np.unique(np.linspace(smallest, tst.shape[0], sizes).astype(int))
     values = [frechet_distance(ref, tst[rng.choice(tst.shape[0], n, replace=False)]) for n in counts]
     _, intercept = np.polyfit(1.0 / counts, values, 1) if len(counts) > 1 else (0.0, values[-1])
     return Fad(embedder.name, round(frechet_distance(ref, tst), 4), round(float(intercept), 4), ref.shape[0],

@@ -16,19 +16,28 @@ MODELS = "models"
 #: shortest id prefix accepted by ``resolve_model`` (ids are 16 hex characters)
 MIN_PREFIX = 6
 
+
 def artifact_dir(kind: str, model_id: str) -> str:
     return f"{MODELS}/{kind}/{model_id}"
+
+
 def check_kind(kind: str) -> None:
     if kind not in MODEL_KINDS:
         raise UserError(f"unknown model kind {kind!r}: use one of {', '.join(MODEL_KINDS)}")
+
+
 def load_model(storage: Storage, rel_dir: str) -> ModelArtifact:
     return ModelArtifact.model_validate_json(storage.read_bytes(f"{rel_dir}/{ARTIFACT_FILE}"))
+
+
 def list_models(storage: Storage, kind: str | None = None) -> list[ModelArtifact]:
     """Every published model (of ``kind``), oldest first."""
     kinds = [kind] if kind else [k for k in MODEL_KINDS if k in storage.list_dirs(MODELS)]
     found = [load_model(storage, artifact_dir(k, i)) for k in kinds for i in storage.list_dirs(f"{MODELS}/{k}")
              if storage.exists(f"{artifact_dir(k, i)}/{ARTIFACT_FILE}")]
     return sorted(found, key=lambda a: (a.created, a.kind, a.id))
+
+
 def resolve_model(storage: Storage, ref: str) -> ModelArtifact:
     """A model from ``ID``, ``KIND/ID``, an id prefix (≥ 6 characters) or ``KIND/latest``."""
     kind, _, rest = ref.rpartition("/")
@@ -46,6 +55,8 @@ def resolve_model(storage: Storage, ref: str) -> ModelArtifact:
         raise UserError(f"{what} {ref!r} under {storage.root} (use KIND/ID, an id prefix of at least "
                         f"{MIN_PREFIX} characters, or KIND/latest); models: {known}")
     return matches[0]
+
+
 def local_folder(storage: Storage, artifact: ModelArtifact) -> Path:
     """The artifact's folder on this machine (libraries load weights from local files)."""
     if not storage.is_local:

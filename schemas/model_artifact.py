@@ -24,6 +24,13 @@ TOKENIZER_CONFIG = "tokenizer.json"
 #: "token_rate": Hz, "tokenizer": the tokenizer artifact id}``
 DSLM_WEIGHTS = "dslm.safetensors"
 DSLM_CONFIG = "dslm.json"
+#: a VAE artifact's files: its weights and ``{"vae": VaeConfig as a dict}``
+VAE_WEIGHTS = "vae.safetensors"
+VAE_CONFIG = "vae.json"
+#: an LDM artifact's files: its weights (with the latent statistics) and ``{"ldm": LdmConfig as a dict, "vae": the
+#: VAE artifact id whose latents it makes, "tokenizer": the tokenizer artifact id whose tokens it reads}``
+LDM_WEIGHTS = "ldm.safetensors"
+LDM_CONFIG = "ldm.json"
 #: kinds of model artifacts, each a folder under ``<root>/models/``
 MODEL_KINDS = ("separator", "aligner", "tokenizer", "dslm", "vae", "ldm")
 

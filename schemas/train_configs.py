@@ -80,8 +80,44 @@ class DslmTrainConfig(StrictModel):
         return mix
 
 
+class VaeTrainConfig(StrictModel):
+    """The LDM's waveform VAE on a dataset version's clips (songs, vocals and accompaniment at 24 kHz mono)."""
+
+    version: str = Field("latest", description="dataset version id (or a prefix), or 'latest' under the root")
+    size: Literal["tiny", "small"] = Field("tiny", description="VAE size (models/ldm/vae.py SIZES)")
+    loop: LoopConfig = LoopConfig()
+    batch_size: int = Field(8, ge=1, description="crops per global batch")
+    crop_seconds: float = Field(1.0, gt=0, description="seconds of audio per crop")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam, constant")
+    eval_split: str = Field("test", description="held-out split the reconstruction is judged on")
+    eval_clips: int = Field(12, ge=1, description="held-out clip streams judged (the first ones of the split)")
+
+
+class LdmTrainConfig(StrictModel):
+    """The latent diffusion model: semantic tokens -> the latents of a trained VAE, by rectified flow."""
+
+    version: str = Field("latest", description="dataset version id (or a prefix), or 'latest' under the root; "
+                         "it must carry tokens")
+    vae: str = Field("latest", description="the VAE artifact whose latents the LDM makes: an id, a prefix, or "
+                     "'latest' under the root")
+    size: Literal["tiny", "small"] = Field("tiny", description="LDM size (models/ldm/diffusion.py SIZES)")
+    loop: LoopConfig = LoopConfig()
+    batch_size: int = Field(16, ge=1, description="crops per global batch")
+    crop_seconds: float = Field(4.0, gt=0, description="seconds of latents (and tokens) per crop")
+    learning_rate: float = Field(5e-4, gt=0, description="AdamW peak, after a linear warm-up, then cosine decay")
+    warmup_steps: int = Field(20, ge=0)
+    condition_dropout: float = Field(0.1, ge=0, lt=1, description="fraction of crops trained without their "
+                                     "tokens (for classifier-free guidance)")
+    sampler_steps: int = Field(20, ge=1, description="Euler steps when the trainer judges the model")
+    guidance: float = Field(2.0, ge=0, description="classifier-free guidance when the trainer judges the model")
+    eval_split: str = Field("test", description="held-out split the decoded audio is judged on")
+    eval_clips: int = Field(12, ge=1, description="held-out clip streams judged (the first ones of the split)")
+
+
 class TrainSpec(StrictModel):
     """Every trainer a job names; ``songcorpus train`` runs them in this order."""
 
     tokenizer: TokenizerTrainConfig | None = None
     dslm: DslmTrainConfig | None = None
+    vae: VaeTrainConfig | None = None
+    ldm: LdmTrainConfig | None = None

@@ -49,10 +49,12 @@ def _load(args: argparse.Namespace) -> tuple[JobSpec, str]:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .pipeline.runtime import start_ray
     from .training.dslm import train_dslm
+    from .training.ldm import train_ldm, train_vae
     from .training.tokenizer import train_tokenizer
 
     job, _ = _load(args)
-    trainers: dict[str, Callable[[str, Any, str], ModelArtifact]] = {"tokenizer": train_tokenizer, "dslm": train_dslm}
+    trainers: dict[str, Callable[[str, Any, str], ModelArtifact]] = {
+        "tokenizer": train_tokenizer, "dslm": train_dslm, "vae": train_vae, "ldm": train_ldm}
     wanted = [name for name in trainers if getattr(job.train, name) is not None and name in (args.only or trainers)]
     if not wanted:
         print(f"error: {args.job} has no [train.{'|'.join(args.only or trainers)}] section", file=sys.stderr)
@@ -176,6 +178,7 @@ def _cmd_versions(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .decode_cli import add_decode_parser
     from .evaluate_cli import add_evaluate_parser
     from .models_cli import add_models_parser
     from .pipeline.versions import MIN_ID_PREFIX
@@ -198,16 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show Ray's and the libraries' own output on the console too")
     run.set_defaults(func=_cmd_run)
 
-    train = sub.add_parser("train", help="train what the job's [train.*] sections name (tokenizer, dslm)",
+    train = sub.add_parser("train", help="train what the job's [train.*] sections name (tokenizer, dslm, vae, ldm)",
                            description="Train the models a job's [train.*] sections name, in the order tokenizer, "
-                           "dslm, from its dataset version, on Ray Train (embedded or --address), and publish each "
-                           "as a model artifact under the job's root. A killed run started again resumes from its "
-                           "last checkpoint. The DSLM reads tokens: train the tokenizer, run the job again (it "
-                           "tokenizes and publishes a new version), then train the DSLM (--only dslm).")
+                           "dslm, vae, ldm, from its dataset version, on Ray Train (embedded or --address), and "
+                           "publish each as a model artifact under the job's root. A killed run started again resumes "
+                           "from its last checkpoint. The DSLM and the LDM read tokens: train the tokenizer, run the "
+                           "job again (it tokenizes and publishes a new version), then train the rest "
+                           "(--only dslm --only vae --only ldm).")
     train.add_argument("job", help="job spec with [train.*] sections, e.g. jobs/demo.toml")
     train.add_argument("--root", help="output root; overrides the job's root")
     train.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded local Ray)")
-    train.add_argument("--only", action="append", choices=("tokenizer", "dslm"),
+    train.add_argument("--only", action="append", choices=("tokenizer", "dslm", "vae", "ldm"),
                        help="train only this section (repeatable)")
     train.set_defaults(func=_cmd_train)
 
@@ -277,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_parser(sub)
     add_evaluate_parser(sub)
+    add_decode_parser(sub)
     return parser
 
 

@@ -61,19 +61,62 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     sampled = sample_tokens(model, examples[: args.generate], sampling=Sampling(args.top_k, args.temperature))
     folder = f"{EVALUATIONS}/{artifact.id}-{manifest['id']}-{split}"
     storage.write_bytes(f"{folder}/generated.npz", npz_bytes(sampled))
-    storage.write_bytes(f"{folder}/evaluation.json", json.dumps(result, indent=2, sort_keys=True).encode())
     lines = [f"dslm/{artifact.id} ({artifact.summary})",
              (f"version {manifest['id']}, split {split}: {len(examples)} clips; tokens sampled for "
               f"{min(args.generate, len(examples))} clips (lyrics-to-song, top-k {args.top_k}, temperature "
               f"{args.temperature}) in generated.npz"),
              (f"for scale: a uniform guess over the {model.config.codes} codes scores cross-entropy "
               f"{result['uniform_cross_entropy']} (perplexity {model.config.codes})")]
+    audio_sections = (_audio_tables(args, storage, folder, artifact, model, saved, examples, version_dir, split,
+                                    result) if args.audio else [])
+    storage.write_bytes(f"{folder}/evaluation.json", json.dumps(result, indent=2, sort_keys=True).encode())
     page = render_sections_html(f"songcorpus evaluation · dslm/{artifact.id}", lines,
-                                sections(artifact.id, metrics, curves, difference, args.against), "songcorpus evaluate")
+                                [*audio_sections, *sections(artifact.id, metrics, curves, difference, args.against)],
+                                "songcorpus evaluate")
     storage.write_bytes(f"{folder}/report.html", page.encode())
     _print(result, difference)
     print(f"report: {storage.uri(folder)}/report.html")
     return 0
+
+
+def _audio_tables(args: argparse.Namespace, storage: Any, folder: str, artifact: Any, model: Any, saved: dict,
+                  examples: list, version_dir: str, split: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The paper-form audio tables (``evaluation.paper_tables``): into ``result["audio"]``, ``tables.md`` and
+    the report's sections."""
+    from .evaluation.audio_metrics import tokenizer_embedder
+    from .evaluation.paper_tables import AudioJudge, markdown, paper_tables, report_sections
+    from .models.dslm.sampling import Sampling
+    from .pipeline.model_registry import local_folder, resolve_model
+    from .stages.tokenize import load_tokenizer
+    from .training.clip_audio import load_clip_audio
+    from .training.ldm import load_decoder
+
+    decoder, ldm = load_decoder(storage, args.ldm)
+    if ldm.lineage.get("tokenizer") != saved["tokenizer"]:
+        print(f"NOTE: ldm/{ldm.id} was trained on tokens of tokenizer {ldm.lineage.get('tokenizer')}, the DSLM "
+              f"on tokens of {saved['tokenizer']}: the decoded audio will not mean much")
+    tokenizer_folder = local_folder(storage, resolve_model(storage, f"tokenizer/{saved['tokenizer']}"))
+    embedder = tokenizer_embedder(load_tokenizer(tokenizer_folder), tokenizer_folder.name)
+    audio = load_clip_audio(version_dir, split, decoder.sample_rate)
+    models = {f"dslm/{artifact.id}": model}
+    if args.against:
+        other, other_model, _ = _load(storage, args.against)
+        models[f"dslm/{other.id}"] = other_model
+    clips = examples[: args.audio_clips]
+    judge = AudioJudge(decoder, embedder, args.steps, args.guidance)
+    tables = paper_tables(models, clips, lambda key, stream: audio[key][stream], judge, float(saved["token_rate"]),
+                          seed=args.seed, sampling=Sampling(args.top_k, args.temperature))
+    label = f"FAD[{embedder.name}]"
+    result["audio"] = {"decoder": ldm.id, "fad": label, "clips": len(clips), "euler_steps": args.steps,
+                       "guidance": args.guidance, "tables": tables}
+    note = (f"Paper-form tables: dslm/{artifact.id} on {len(clips)} {split} clips of version {result['version']}, "
+            f"decoded by ldm/{ldm.id} ({args.steps} Euler steps, guidance {args.guidance}); FAD by {label}. The "
+            "ground-truth row decodes the true tokens with the same LDM and noise. Tiny models on a synthetic corpus "
+            "give meaningless absolute numbers: compare rows and models.")
+    storage.write_bytes(f"{folder}/tables.md", f"# {note}\n\n{markdown(tables, label)}".encode())
+    print(note)
+    print(markdown(tables, label))
+    return [{"title": "Audio: the paper's tables", "lines": [note]}, *report_sections(tables, label)]
 
 
 def _print(result: dict[str, Any], difference: dict[str, Any] | None) -> None:
@@ -108,4 +151,13 @@ def add_evaluate_parser(sub: Any) -> None:
     ev.add_argument("--generate", type=int, default=4, help="clips to sample tokens for (default: 4)")
     ev.add_argument("--top-k", type=int, default=50)
     ev.add_argument("--temperature", type=float, default=0.9)
+    ev.add_argument("--audio", action="store_true",
+                    help="also generate every task of the paper, decode it with --ldm and score it as the paper "
+                    "does (FAD[own], MCD, SECS), with a ground-truth row: tables in evaluation.json, tables.md and "
+                    "the report")
+    ev.add_argument("--ldm", default="ldm/latest", help="with --audio: the LDM that decodes (default: ldm/latest)")
+    ev.add_argument("--audio-clips", type=int, default=8, help="with --audio: held-out clips per task (default: 8)")
+    ev.add_argument("--steps", type=int, default=20, help="with --audio: the LDM's Euler steps (default: 20)")
+    ev.add_argument("--guidance", type=float, default=2.0, help="with --audio: classifier-free guidance")
+    ev.add_argument("--seed", type=int, default=0, help="with --audio: seed of the DSLM's sampling")
     ev.set_defaults(func=_cmd_evaluate)

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+
+from safetensors.torch import save_file
+from torch import Tensor
 
 from ..pipeline.fingerprint import digest
 from ..pipeline.model_registry import MODELS, artifact_dir, check_kind, load_model
@@ -62,12 +67,15 @@ def publish_model(
     return artifact
 
 
-
-
-
-
-
-
+def publish_weights(storage: Storage, kind: str, state: dict[str, Tensor], files: tuple[str, str],
+                    saved_config: dict[str, Any], **record: Any) -> ModelArtifact:
+    """Publish a model from its state dict and its config: ``files`` names the safetensors file and the JSON
+    file; ``record`` is :func:`publish_model`'s keywords (name, summary, config, lineage, metrics)."""
+    weights, config = files
+    with tempfile.TemporaryDirectory() as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, f"{tmp}/{weights}")
+        Path(tmp, config).write_text(json.dumps(saved_config, indent=2, sort_keys=True))
+        return publish_model(storage, kind, Path(tmp), **record)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

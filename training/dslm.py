@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ..models.dslm import Dslm, DslmConfig, config_for, dslm_loss
@@ -26,7 +24,7 @@ from ..pipeline.errors import UserError
 from ..pipeline.storage import Storage
 from ..schemas.model_artifact import DSLM_CONFIG, DSLM_WEIGHTS, ModelArtifact
 from ..schemas.train_configs import DslmTrainConfig
-from .artifacts import publish_model
+from .artifacts import publish_weights
 from .dslm_data import load_examples
 from .loop import BatchPart, LoopSettings, run_folder, train_on_ray, unwrap
 
@@ -117,20 +115,17 @@ def train_dslm(root: str, train: DslmTrainConfig, job_name: str) -> ModelArtifac
         "loss_curve": [round(row["loss"], 4) for row in history],
         **{f"train_{key}_last": round(history[-1][key], 4) for key in history[-1] if key.startswith("accuracy_")},
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        save_file({k: v.contiguous() for k, v in result.state_dict.items()}, f"{tmp}/{DSLM_WEIGHTS}")
-        Path(tmp, DSLM_CONFIG).write_text(json.dumps(
-            {"dslm": config.to_dict(), "lyrics_tokenizer": LYRICS_TOKENIZER_VERSION, "token_rate": tokens["rate"],
-             "tokenizer": tokens["tokenizer"]}, indent=2, sort_keys=True))
-        return publish_model(
-            storage, "dslm", Path(tmp), name=f"dslm-{train.size}",
-            summary=(f"DSLM {train.size}, {train.loop.steps} steps x {train.batch_size} clips on {len(examples)} "
-                     f"clips of {job_name} {manifest['id']} (tokenizer {tokens['tokenizer']}, K={tokens['codes']}); "
-                     f"train loss {metrics['train_loss_first']:.3f} -> {metrics['train_loss_last']:.3f}"),
-            config=train.model_dump(mode="json"),
-            lineage={"dataset_version": manifest["id"], "tokenizer": tokens["tokenizer"], "job": job_name},
-            metrics=metrics,
-        )
+    saved = {"dslm": config.to_dict(), "lyrics_tokenizer": LYRICS_TOKENIZER_VERSION, "token_rate": tokens["rate"],
+             "tokenizer": tokens["tokenizer"]}
+    return publish_weights(
+        storage, "dslm", result.state_dict, (DSLM_WEIGHTS, DSLM_CONFIG), saved, name=f"dslm-{train.size}",
+        summary=(f"DSLM {train.size}, {train.loop.steps} steps x {train.batch_size} clips on {len(examples)} "
+                 f"clips of {job_name} {manifest['id']} (tokenizer {tokens['tokenizer']}, K={tokens['codes']}); "
+                 f"train loss {metrics['train_loss_first']:.3f} -> {metrics['train_loss_last']:.3f}"),
+        config=train.model_dump(mode="json"),
+        lineage={"dataset_version": manifest["id"], "tokenizer": tokens["tokenizer"], "job": job_name},
+        metrics=metrics,
+    )
 
 
 def load_dslm(folder: Path) -> tuple[Dslm, dict]:

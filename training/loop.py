@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,19 @@ def _save(folder: Path, step: int, model: nn.Module, optimizer: torch.optim.Opti
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state()}, tmp / CHECKPOINT_FILE)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
+
+
+def adamw_warmup_cosine(model: nn.Module, peak: float, warmup: int, steps: int
+                        ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW with a linear warm-up to ``peak`` over ``warmup`` steps, then a cosine decay to 0 at ``steps``."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=peak)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

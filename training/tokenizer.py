@@ -12,50 +12,24 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as taf
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ..models.bestrq import BestRq, BestRqConfig, Tokenizer, codebook_usage, config_for
-from ..pipeline.dataset_reader import AUDIO_MEMBERS, open_dataset, resolve_version, split_with_clips
+from ..pipeline.dataset_reader import resolve_version, split_with_clips
 from ..pipeline.storage import Storage
 from ..schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
 from ..schemas.train_configs import TokenizerTrainConfig
-from .artifacts import publish_model
-from .loop import BatchPart, LoopSettings, run_folder, train_on_ray, unwrap
+from .artifacts import publish_weights
+from .clip_audio import load_clips, random_crops
+from .loop import BatchPart, LoopSettings, adamw_warmup_cosine, run_folder, train_on_ray, unwrap
 
 log = logging.getLogger(__name__)
-
-
-def load_clips(version_dir: str, split: str, sample_rate: int) -> list[Tensor]:
-    """Every clip's mix, vocals and accompaniment of ``split`` as 24 kHz mono tensors, in version order."""
-    clips = []
-    for sample in open_dataset(version_dir, split, tokens=False):
-        for member in AUDIO_MEMBERS:
-            mono = sample[member].float().mean(dim=0)
-            clips.append(taf.resample(mono, int(sample[f"{member}_rate"]), sample_rate))
-    return clips
-
-
-def _crops(clips: list[Tensor], count: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``count`` random crops of at most ``length`` samples (zero-padded) and their lengths."""
-    batch, lengths = torch.zeros(count, length), torch.zeros(count, dtype=torch.long)
-    for row in range(count):
-        clip = clips[int(torch.randint(len(clips), (1,), generator=generator))]
-        start = int(torch.randint(max(1, clip.numel() - length + 1), (1,), generator=generator))
-        piece = clip[start : start + length]
-        batch[row, : piece.numel()], lengths[row] = piece, piece.numel()
-    return batch, lengths
 
 
 @dataclass
@@ -74,21 +48,13 @@ class TokenizerTask:
         return model
 
     def optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=self.train.learning_rate)
-        warmup, total = self.train.warmup_steps, self.train.loop.steps
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return adamw_warmup_cosine(model, self.train.learning_rate, self.train.warmup_steps, self.train.loop.steps)
 
     def loss(self, model: nn.Module, step: int, part: BatchPart,
              generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         data = torch.Generator().manual_seed(self.train.loop.seed * 1_000_003 + step)  # the step is the data position
         length = round(self.train.crop_seconds * self.config.sample_rate)
-        audio, lengths = _crops(self.clips, self.train.batch_size, length, data)
+        audio, lengths = random_crops(self.clips, self.train.batch_size, length, data)
         audio, lengths = audio[part.index :: part.count], lengths[part.index :: part.count]
         bestrq = unwrap(model)
         if not isinstance(bestrq, BestRq):
@@ -144,7 +110,7 @@ def fit_vq(frames: Tensor, codes: int, dim: int, steps: int, generator: torch.Ge
     return down, codebook
 
 
-def _layer_frames(tokenizer: Tokenizer, clips: list[Tensor], limit: int, generator: torch.Generator) -> Tensor:
+def layer_frames(tokenizer: Tokenizer, clips: list[Tensor], limit: int, generator: torch.Generator) -> Tensor:
     hidden = [tokenizer.hidden_states(clip[None], torch.tensor([clip.numel()]))[0][0] for clip in clips]
     frames = torch.cat(hidden)
     if frames.shape[0] > limit:
@@ -202,7 +168,7 @@ def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> Mo
     tokenizer.bestrq.load_state_dict(result.state_dict)
     generator = torch.Generator().manual_seed(train.loop.seed)
     with torch.no_grad():
-        frames = _layer_frames(tokenizer, clips, train.kmeans_max_frames, generator)
+        frames = layer_frames(tokenizer, clips, train.kmeans_max_frames, generator)
     if train.quantizer == "vq":
         down, codebook = fit_vq(frames, train.codes, train.vq_dim, train.vq_steps, generator)
         tokenizer.semantic.load_state_dict({"projection.weight": down.weight.detach(),
@@ -213,17 +179,14 @@ def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> Mo
                "train_loss_first": result.history[0]["loss"] if result.history else None,
                "train_loss_last": result.history[-1]["loss"] if result.history else None,
                "loss_curve": [round(row["loss"], 4) for row in result.history]}
-    with tempfile.TemporaryDirectory() as tmp:
-        save_file({k: v.contiguous() for k, v in tokenizer.state_dict().items()}, f"{tmp}/{TOKENIZER_WEIGHTS}")
-        Path(tmp, TOKENIZER_CONFIG).write_text(json.dumps(
-            {"bestrq": config.to_dict(), "layer": train.layer, "codes": train.codes, "projection_dim": projection_dim},
-            indent=2, sort_keys=True))
-        return publish_model(
-            storage, "tokenizer", Path(tmp), name=f"bestrq-{train.size}",
-            summary=(f"BEST-RQ {train.size}, layer {train.layer}, {train.quantizer} K={train.codes}, "
-                     f"{train.loop.steps} steps on {len(clips)} clips of {job_name} {manifest['id']}; held-out "
-                     f"masked accuracy {metrics['masked_accuracy']:.3f} (chance {metrics['chance_accuracy']:.4f}, "
-                     f"most frequent target {metrics['majority_accuracy']:.3f})"),
-            config=train.model_dump(mode="json"), lineage={"dataset_version": manifest["id"], "job": job_name},
-            metrics=metrics,
-        )
+    saved = {"bestrq": config.to_dict(), "layer": train.layer, "codes": train.codes, "projection_dim": projection_dim}
+    return publish_weights(
+        storage, "tokenizer", tokenizer.state_dict(), (TOKENIZER_WEIGHTS, TOKENIZER_CONFIG), saved,
+        name=f"bestrq-{train.size}",
+        summary=(f"BEST-RQ {train.size}, layer {train.layer}, {train.quantizer} K={train.codes}, "
+                 f"{train.loop.steps} steps on {len(clips)} clips of {job_name} {manifest['id']}; held-out "
+                 f"masked accuracy {metrics['masked_accuracy']:.3f} (chance {metrics['chance_accuracy']:.4f}, "
+                 f"most frequent target {metrics['majority_accuracy']:.3f})"),
+        config=train.model_dump(mode="json"), lineage={"dataset_version": manifest["id"], "job": job_name},
+        metrics=metrics,
+    )

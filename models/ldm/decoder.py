@@ -32,12 +32,12 @@ class TokenDecoder:
         return math.ceil(tokens * self.ldm.config.latent_rate / self.ldm.config.token_rate)
 
     @torch.no_grad()
-    def decode(self, sequences: Sequence[np.ndarray | Tensor], steps: int = 20, guidance: float = 2.0,
-               seed: int = 0, batch_size: int = 8) -> list[Tensor]:
-        """One mono waveform at :attr:`sample_rate` per token sequence, ``len × hop`` samples at equal rates.
+    def latents(self, sequences: Sequence[np.ndarray | Tensor], steps: int = 20, guidance: float = 2.0,
+                seed: int = 0, batch_size: int = 8) -> list[Tensor]:
+        """The sampled VAE latents ``(frames, latent)`` of each token sequence.
 
         Each sequence's noise comes from ``seed`` and its position in ``sequences``, and padded frames are
-        masked out of attention, so a sequence decodes to the same audio whatever else shares its batch."""
+        masked out of attention, so a sequence gets the same latents whatever else shares its batch."""
         device = next(self.ldm.parameters()).device
         out: list[Tensor] = []
         for start in range(0, len(sequences), batch_size):
@@ -52,8 +52,15 @@ class TokenDecoder:
                 padding[row, :frames] = False
                 generator = torch.Generator().manual_seed(seed * 1_000_003 + start + row)
                 noise[row, :frames] = torch.randn(frames, self.ldm.config.latent, generator=generator)
-            latents = self.ldm.sample(tokens.to(device), noise.to(device), steps, guidance, padding.to(device))
-            # one row at a time: the VAE's convolutions would reach into a longer neighbour's padding
-            out += [self.vae.decode(latents[row : row + 1, :frames].transpose(1, 2))[0].float().cpu()
-                    for row, frames in enumerate(lengths)]
+            sampled = self.ldm.sample(tokens.to(device), noise.to(device), steps, guidance, padding.to(device))
+            out += [sampled[row, :frames] for row, frames in enumerate(lengths)]
         return out
+
+    @torch.no_grad()
+    def decode(self, sequences: Sequence[np.ndarray | Tensor], steps: int = 20, guidance: float = 2.0,
+               seed: int = 0, batch_size: int = 8) -> list[Tensor]:
+        """One mono waveform at :attr:`sample_rate` per token sequence (``len × hop`` samples at equal rates),
+        from :meth:`latents`. The VAE decodes one sequence at a time: its convolutions would otherwise reach
+        into a longer neighbour's padding."""
+        return [self.vae.decode(latent.T[None])[0].float().cpu()
+                for latent in self.latents(sequences, steps, guidance, seed, batch_size)]

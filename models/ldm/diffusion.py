@@ -86,6 +86,20 @@ class Block(nn.Module):
         return x + gate2 * self.ffn(self.norm2(x) * (1 + scale2) + shift2)
 
 
+@dataclass(frozen=True)
+class FlowInputs:
+    noisy: Tensor
+    t: Tensor
+    tokens: Tensor
+    velocity: Tensor  # the target
+
+
+def flow_loss(predicted: Tensor, target: Tensor, padding: Tensor) -> Tensor:
+    """Mean squared velocity error over the frames that are not padding."""
+    keep = (~padding).float()
+    return ((predicted - target).pow(2).mean(dim=-1) * keep).sum() / keep.sum().clamp(min=1)
+
+
 class Ldm(nn.Module):
     latent_mean: Tensor
     latent_std: Tensor
@@ -130,19 +144,19 @@ class Ldm(nn.Module):
             x = block(x, time, keep)
         return self.velocity(self.norm(x))
 
-    def loss(self, latents: Tensor, tokens: Tensor, padding: Tensor, generator: torch.Generator) -> Tensor:
-        """Rectified-flow loss of VAE ``latents`` (B, frames, latent) under ``tokens``, 10 % condition dropout."""
+    def training_inputs(self, latents: Tensor, tokens: Tensor, generator: torch.Generator,
+                        dropout: float | None = None) -> FlowInputs:
+        """A point on each crop's line from its standardised VAE ``latents`` (B, frames, latent) to noise, at a
+        uniform time, with a ``dropout`` share (default: the config's 10 %) of the crops' ``tokens`` dropped; the
+        velocity to learn is ``noise - x0``. The draws do not depend on ``dropout``."""
         x0 = self.standardize(latents)
-        b = x0.shape[0]
-        on = generator.device
+        b, on = x0.shape[0], generator.device
         t = torch.rand(b, generator=generator, device=on).to(x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=on).to(x0.device)
-        dropped = (torch.rand(b, generator=generator, device=on) < self.config.condition_dropout).to(x0.device)
+        share = self.config.condition_dropout if dropout is None else dropout
+        dropped = (torch.rand(b, generator=generator, device=on) < share).to(x0.device)
         tokens = torch.where(dropped[:, None], torch.full_like(tokens, self.no_condition), tokens)
-        noisy = (1 - t[:, None, None]) * x0 + t[:, None, None] * noise
-        error = (self(noisy, t, tokens, padding) - (noise - x0)).pow(2).mean(dim=-1)
-        keep = (~padding).float()
-        return (error * keep).sum() / keep.sum().clamp(min=1)
+        return FlowInputs((1 - t[:, None, None]) * x0 + t[:, None, None] * noise, t, tokens, noise - x0)
 
     @torch.no_grad()
     def sample(self, tokens: Tensor, noise: Tensor, steps: int = 20, guidance: float = 2.0,

@@ -87,7 +87,8 @@ class Vae(nn.Module):
 
     def forward(self, audio: Tensor, generator: torch.Generator | None = None) -> VaeOutput:
         mean, log_variance = self.encode(audio)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        on = generator.device if generator is not None else mean.device
+        noise = torch.randn(mean.shape, generator=generator, device=on).to(mean)
         latent = mean + (0.5 * log_variance).exp() * noise
         return VaeOutput(self.decode(latent)[:, : audio.shape[-1]], mean, log_variance)
 

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
+import torchaudio.functional as taf
 
+from songcorpus.models.bestrq import Tokenizer
+from songcorpus.stages.tokenize import load_tokenizer
 from songcorpus.synth.corpus import make_corpus
 
 VERSION_ID = "5a11c0de5a11c0de"
@@ -28,8 +32,22 @@ def _flac(audio: np.ndarray, rate: int) -> bytes:
     return out.getvalue()
 
 
-def build_song_version(root: Path, songs: int = 3, seed: int = 7) -> str:
-    """Synthetic songs cut into one clip per sung line (the last song is the test split); returns the id."""
+def _token_members(tokenizer: Tokenizer, parts: dict[str, np.ndarray], rate: int) -> dict[str, bytes]:
+    """The clip's token arrays as the tokenize stage writes them (song = the mix), as .npy bytes."""
+    out = {}
+    for stream, member in (("song", "mix"), ("vocals", "vocals"), ("accomp", "accomp")):
+        mono = taf.resample(torch.from_numpy(parts[member].mean(axis=0)), rate, tokenizer.bestrq.config.sample_rate)
+        tokens, _ = tokenizer(mono[None], torch.tensor([mono.numel()]))
+        buffer = io.BytesIO()
+        np.save(buffer, tokens[0].numpy().astype(np.uint16))
+        out[stream] = buffer.getvalue()
+    return out
+
+
+def build_song_version(root: Path, songs: int = 3, seed: int = 7, tokenizer: Path | None = None) -> str:
+    """Synthetic songs cut into one clip per sung line (the last song is the test split); returns the id. With
+    ``tokenizer`` (an artifact folder), every clip also gets its token arrays and the manifest its tokens."""
+    model = load_tokenizer(tokenizer) if tokenizer is not None else None
     corpus = root / "corpus"
     make_corpus(corpus, songs, seed=seed, min_seconds=10.0, max_seconds=12.0, formats=("flac",), workers=1)
     shards_dir = root / "versions" / VERSION_ID / "shards"
@@ -52,10 +70,16 @@ def build_song_version(root: Path, songs: int = 3, seed: int = 7) -> str:
                 _add(tar, f"{key}.json", json.dumps(meta).encode())
                 for member, audio in parts.items():
                     _add(tar, f"{key}.{member}.flac", _flac(audio, rate))
+                if model is not None:
+                    for stream, data in _token_members(model, parts, rate).items():
+                        _add(tar, f"{key}.{stream}.npy", data)
                 counts[split] += 1
         shards.append({"name": name, "split": split, "samples": len(truth["lines"])})
     manifest = {"id": VERSION_ID, "dataset": "songs", "shards": shards,
                 "splits": {"samples": counts, "fractions": {"train": 0.8, "test": 0.2}}}
+    if model is not None and tokenizer is not None:
+        manifest["tokens"] = {"tokenizer": tokenizer.name, "codes": model.semantic.centroids.shape[0],
+                              "rate": model.bestrq.config.frame_rate}
     (root / "versions" / VERSION_ID / "manifest.json").write_text(json.dumps(manifest))
     (root / "versions" / "LATEST").write_text(VERSION_ID)
     return VERSION_ID

@@ -15,7 +15,8 @@ from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.model_artifact import ModelArtifact
 from songcorpus.schemas.train_configs import LoopConfig, TokenizerTrainConfig
 from songcorpus.stages.tokenize import load_tokenizer
-from songcorpus.training.tokenizer import fit_vq, kmeans, load_clips, train_tokenizer
+from songcorpus.training.clip_audio import load_clips
+from songcorpus.training.tokenizer import fit_vq, kmeans, train_tokenizer
 from tests.training.song_version import build_song_version
 
 TRAIN = TokenizerTrainConfig(loop=LoopConfig(steps=60, checkpoint_every=30), batch_size=6, crop_seconds=2.0,

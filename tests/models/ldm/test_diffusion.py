@@ -5,7 +5,7 @@ import torch
 from songcorpus.models.bestrq.config import BestRqConfig
 from songcorpus.models.dslm.config import DslmConfig
 from songcorpus.models.ldm import Ldm, LdmConfig, TokenDecoder, Vae
-from songcorpus.models.ldm.diffusion import config_for
+from songcorpus.models.ldm.diffusion import config_for, flow_loss
 from songcorpus.models.ldm.vae import VaeConfig
 from songcorpus.models.ldm.vae import config_for as vae_config_for
 
@@ -53,7 +53,8 @@ def test_a_tiny_ldm_learns_to_follow_its_tokens_and_guidance_helps():
     padding = torch.zeros(16, frames, dtype=torch.bool)
     for _ in range(300):
         tokens = torch.randint(codes, (16, frames), generator=generator)
-        loss = model.loss(_toy_latents(tokens, table), tokens, padding, generator)
+        inputs = model.training_inputs(_toy_latents(tokens, table), tokens, generator)
+        loss = flow_loss(model(inputs.noisy, inputs.t, inputs.tokens, padding), inputs.velocity, padding)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
