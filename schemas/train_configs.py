@@ -81,10 +81,12 @@ class DslmTrainConfig(StrictModel):
 
 
 class VaeTrainConfig(StrictModel):
-    """The LDM's waveform VAE on a dataset version's clips (songs, vocals and accompaniment at 24 kHz mono)."""
+    """The LDM's audio VAE on a dataset version's clips (songs, vocals and accompaniment at 24 kHz mono)."""
 
     version: str = Field("latest", description="dataset version id (or a prefix), or 'latest' under the root")
-    size: Literal["tiny", "small"] = Field("tiny", description="VAE size (models/ldm/vae.py SIZES)")
+    size: Literal["tiny", "small", "tiny-waveform", "small-waveform"] = Field(
+        "tiny", description="VAE size and style (models/ldm/vae.py SIZES): spectral, or -waveform for the "
+        "DAC-style strided convolutions")
     loop: LoopConfig = LoopConfig()
     batch_size: int = Field(8, ge=1, description="crops per global batch")
     crop_seconds: float = Field(1.0, gt=0, description="seconds of audio per crop")

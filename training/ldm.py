@@ -1,6 +1,6 @@
 """Training the decoder from semantic tokens to audio, in two runs of the shared loop (``training.loop``):
 
-1. ``[train.vae]``: the waveform VAE on random crops of the version's clips (songs, vocals and accompaniment,
+1. ``[train.vae]``: the audio VAE on random crops of the version's clips (songs, vocals and accompaniment,
    24 kHz mono), multi-resolution STFT loss + KL. Judged on held-out clips against its untrained self (the same
    initial weights): multi-resolution STFT distance and SI-SDR of the reconstructions.
 2. ``[train.ldm]``: the latent diffusion model on the VAE's latents (the encoder's means) of every clip stream of

@@ -1,5 +1,5 @@
-"""SongCreator's decoder from semantic tokens to audio: a waveform VAE and a latent diffusion model (rectified
-flow) that samples the VAE's latents from the tokens."""
+"""SongCreator's decoder from semantic tokens to audio: an audio VAE (spectral or waveform style) and a latent
+diffusion model (rectified flow) that samples the VAE's latents from the tokens."""
 
 from songcorpus.models.ldm.decoder import TokenDecoder
 from songcorpus.models.ldm.diffusion import Ldm, LdmConfig

@@ -1,5 +1,6 @@
 """The decoder's two trainers on a small version of synthetic songs with real token arrays: the VAE reconstructs
-held-out clips better than its untrained self, the LDM is judged with and without its tokens, `songcorpus decode`
+held-out clips better than its untrained self, the LDM decodes held-out tokens to audio closer to the truth (FAD[own])
+than the same LDM with the condition dropped, `songcorpus decode`
 turns tokens into audio files, and `songcorpus evaluate --audio` fills the paper's tables."""
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from songcorpus.training.ldm import train_ldm, train_vae
 from songcorpus.training.smoke_tokenizer import publish_smoke_tokenizer
 from tests.training.song_version import VERSION_ID, build_song_version
 
-VAE = VaeTrainConfig(loop=LoopConfig(steps=40, checkpoint_every=40), batch_size=4, crop_seconds=0.5,
+VAE = VaeTrainConfig(loop=LoopConfig(steps=200, checkpoint_every=200), batch_size=4, crop_seconds=0.5,
                      learning_rate=2e-3, eval_clips=6)
-LDM = LdmTrainConfig(loop=LoopConfig(steps=100, checkpoint_every=100), batch_size=16, crop_seconds=2.0,
+LDM = LdmTrainConfig(loop=LoopConfig(steps=200, checkpoint_every=200), batch_size=16, crop_seconds=2.0,
                      learning_rate=2e-3, warmup_steps=20, sampler_steps=10, eval_clips=9)
 
 
@@ -49,17 +50,19 @@ def test_the_vae_reconstructs_held_out_clips_better_than_its_untrained_self(trai
     assert np.isfinite(trained_scores["si_sdr_db"]), vae.metrics  # phase-blind STFT training: SI-SDR stays low
 
 
-def test_the_ldm_reads_its_tokens_and_is_judged_with_and_without_them(trained) -> None:
+def test_the_ldm_conditioned_on_its_tokens_beats_the_ldm_without_them(trained) -> None:
     root, vae, ldm = trained
     m = ldm.metrics
     assert m["fad_embedder"].startswith("FAD[bestrq-") and m["held_out_clips"] == 6  # 2 test clips x 3 streams
-    # a tiny VAE trained for seconds makes latents that the tokens barely explain, so the numbers are recorded,
-    # not ranked (tests/models/ldm/test_diffusion.py shows the LDM following tokens that do explain its latents)
-    assert 0 <= m["train_latent_variance_explained_by_tokens"] < 1, m
-    assert m["train_flow_loss_with_tokens"] > 0 and m["train_flow_loss_without_tokens"] > 0
-    for row in ("with_tokens", "without_tokens", "vae_reconstruction"):
-        assert m[f"fad_{row}"] >= 0 and np.isfinite(m[f"fad_infinity_{row}"]), m
-    assert m["flow_loss_with_tokens"] > 0 and m["flow_loss_without_tokens"] > 0
+    # the spectral VAE's latents follow the spectrum, which the tokens largely explain (measured 0.56)...
+    assert m["train_latent_variance_explained_by_tokens"] > 0.3, m
+    # ...so the flow reads its tokens (measured 0.75 with, 0.91 without, on the train clips)...
+    assert m["train_flow_loss_with_tokens"] < 0.95 * m["train_flow_loss_without_tokens"], m
+    # ...and the held-out audio it decodes from the true tokens is closer to the truth than the same noise decoded
+    # without them (measured FAD[own] 71 against 85; the VAE's own reconstruction: 73)
+    assert m["fad_with_tokens"] < 0.95 * m["fad_without_tokens"], m
+    assert m["fad_infinity_with_tokens"] < m["fad_infinity_without_tokens"], m
+    assert m["flow_loss_with_tokens"] < m["flow_loss_without_tokens"], m
     assert m["loss_curve"][-1] < m["loss_curve"][0]
     assert ldm.lineage["vae"] == vae.id and ldm.lineage["tokenizer"] == list_models(Storage(str(root)),
                                                                                      "tokenizer")[0].id
