@@ -80,14 +80,23 @@ def _waveform_codec(config: VaeConfig) -> tuple[nn.Module, nn.Module]:
     return encoder, nn.Sequential(*up, nn.ELU(), nn.Conv1d(widths[0], 1, 7, padding=3), nn.Tanh())
 
 
-class SpectralEncoder(nn.Module):
-    """Audio ``(B, 1, frames × hop)`` -> ``(B, 2 × latent, frames)`` from log-magnitude STFT frames."""
+class _StftFrames(nn.Module):
+    """One STFT frame per latent frame: hop = the VAE's hop, a Hann window of 4 hops."""
+
+    window: Tensor
 
     def __init__(self, config: VaeConfig) -> None:
         super().__init__()
-        self.hop = config.hop
+        self.hop, self.bins = config.hop, 2 * config.hop + 1
         self.register_buffer("window", torch.hann_window(4 * config.hop), persistent=False)
-        self.body = nn.Sequential(nn.Conv1d(2 * config.hop + 1, config.channels, 3, padding=1), *_units(config.channels),
+
+
+class SpectralEncoder(_StftFrames):
+    """Audio ``(B, 1, frames × hop)`` -> ``(B, 2 × latent, frames)`` from log-magnitude STFT frames."""
+
+    def __init__(self, config: VaeConfig) -> None:
+        super().__init__(config)
+        self.body = nn.Sequential(nn.Conv1d(self.bins, config.channels, 3, padding=1), *_units(config.channels),
                                   nn.ELU(), nn.Conv1d(config.channels, 2 * config.latent, 3, padding=1))
 
     def forward(self, audio: Tensor) -> Tensor:
@@ -96,16 +105,14 @@ class SpectralEncoder(nn.Module):
         return self.body((spectrum.abs() + 1e-5).log())
 
 
-class IstftDecoder(nn.Module):
+class IstftDecoder(_StftFrames):
     """Latent ``(B, latent, frames)`` -> audio ``(B, 1, frames × hop)``: each frame's log-magnitude and phase,
-    inverted by an inverse STFT."""
+    inverted by an inverse STFT (as Vocos does)."""
 
     def __init__(self, config: VaeConfig) -> None:
-        super().__init__()
-        self.hop = config.hop
-        self.register_buffer("window", torch.hann_window(4 * config.hop), persistent=False)
+        super().__init__(config)
         self.body = nn.Sequential(nn.Conv1d(config.latent, config.channels, 3, padding=1), *_units(config.channels),
-                                  nn.ELU(), nn.Conv1d(config.channels, 2 * (2 * config.hop + 1), 1))
+                                  nn.ELU(), nn.Conv1d(config.channels, 2 * self.bins, 1))
 
     def forward(self, latent: Tensor) -> Tensor:
         log_magnitude, phase = self.body(latent).chunk(2, dim=1)
