@@ -110,10 +110,8 @@ class AudioJudge:
     speaker: SpeakerEncoder | None = None
 
     def decode(self, sequences: Sequence[np.ndarray]) -> list[Tensor]:
-        """Audio of each sequence; a special token the DSLM sampled (an id past the codebook) is decoded as the
-        LDM's "no condition" token."""
-        codes = self.decoder.ldm.config.codes
-        return self.decoder.decode([np.minimum(s, codes) for s in sequences], self.steps, self.guidance)
+        """Audio of each token sequence."""
+        return self.decoder.decode(sequences, self.steps, self.guidance)
 
     def scores(self, metrics: tuple[str, ...], truth: list[Tensor], decoded: list[Tensor]) -> dict[str, Any]:
         rate = self.decoder.sample_rate

@@ -36,8 +36,11 @@ class Sampling:
     temperature: float = 0.9
 
 
-def sample_logits(logits: Tensor, sampling: Sampling, generator: torch.Generator | None) -> Tensor:
-    """One token per row of ``logits`` (B, V): the top ``k`` kept, softened by the temperature."""
+def sample_logits(logits: Tensor, sampling: Sampling, generator: torch.Generator | None, codes: int) -> Tensor:
+    """One semantic code per row of ``logits`` (B, V): the top ``k`` of the first ``codes`` kept, softened by the
+    temperature. The special tokens after them are never drawn: a stream here has a fixed number of steps, so no
+    position may end it, pad it or mark an edit."""
+    logits = logits[..., :codes]
     values, indices = logits.float().topk(min(sampling.top_k, logits.shape[-1]), dim=-1)
     probabilities = (values / sampling.temperature).softmax(dim=-1)
     return indices.gather(-1, torch.multinomial(probabilities, 1, generator=generator)).squeeze(-1)
@@ -124,7 +127,8 @@ def generate(model: Dslm, lyrics: Tensor, lyrics_padding: Tensor, task: str, ste
     if "none" not in role.values():
         fed = {n: inputs[n][:, :total] for n in STREAMS}
         logits = model(lyrics, lyrics_padding, fed["vocals"], fed["accompaniment"], masks).song[:, prompt:]
-        out["song"] = torch.stack([sample_logits(logits[:, t], sampling, generator) for t in range(steps)], dim=1)
+        out["song"] = torch.stack([sample_logits(logits[:, t], sampling, generator, config.codes)
+                                   for t in range(steps)], dim=1)
     return out
 
 
@@ -139,7 +143,7 @@ def _full_steps(model: Dslm, lyrics: Tensor, lyrics_padding: Tensor, masks: Task
         full = {n: _padded(inputs[n], total, pad) for n in STREAMS}
         out = model(lyrics, lyrics_padding, full["vocals"], full["accompaniment"], masks)
         for name in generated:
-            token = sample_logits(getattr(out, name)[:, fed - 1], sampling, generator)
+            token = sample_logits(getattr(out, name)[:, fed - 1], sampling, generator, model.config.codes)
             inputs[name] = torch.cat([inputs[name], token[:, None]], 1)
 
 
@@ -171,7 +175,7 @@ def _cached_steps(model: Dslm, lyrics: Tensor, lyrics_padding: Tensor, masks: Ta
         fed = length
         for name, norm, head in zip(STREAMS, model.final_norms, model.heads, strict=False):
             if name in generated:
-                token = sample_logits(head(norm(h[name]))[:, -1], sampling, generator)
+                token = sample_logits(head(norm(h[name]))[:, -1], sampling, generator, model.config.codes)
                 inputs[name] = torch.cat([inputs[name], token[:, None]], 1)
         if fed + 1 > total:
             return
