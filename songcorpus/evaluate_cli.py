@@ -35,6 +35,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     storage = Storage(args.root)
     artifact, model, saved = _load(storage, args.model)
+    embedder = _embedder(storage, args.fad_embedder, saved) if args.audio else None  # before any work: it may fail
     version_dir, manifest = resolve_version(args.version or artifact.lineage["dataset_version"], args.root)
     if (manifest.get("tokens") or {}).get("tokenizer") != saved["tokenizer"]:
         raise UserError(f"version {manifest['id']} was tokenized by {(manifest.get('tokens') or {}).get('tokenizer')}"
@@ -68,7 +69,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
              (f"for scale: a uniform guess over the {model.config.codes} codes scores cross-entropy "
               f"{result['uniform_cross_entropy']} (perplexity {model.config.codes})")]
     audio_sections = (_audio_tables(args, storage, folder, artifact, model, saved, examples, version_dir, split,
-                                    result) if args.audio else [])
+                                    embedder, result) if embedder is not None else [])
     storage.write_bytes(f"{folder}/evaluation.json", json.dumps(result, indent=2, sort_keys=True).encode())
     page = render_sections_html(f"songcorpus evaluation · dslm/{artifact.id}", lines,
                                 [*audio_sections, *sections(artifact.id, metrics, curves, difference, args.against)],
@@ -79,15 +80,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedder(storage: Any, name: str, saved: dict) -> Any:
+    from .evaluation.embedders import fad_embedder
+    from .pipeline.model_registry import local_folder, resolve_model
+
+    return fad_embedder(name, local_folder(storage, resolve_model(storage, f"tokenizer/{saved['tokenizer']}")))
+
+
 def _audio_tables(args: argparse.Namespace, storage: Any, folder: str, artifact: Any, model: Any, saved: dict,
-                  examples: list, version_dir: str, split: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+                  examples: list, version_dir: str, split: str, embedder: Any,
+                  result: dict[str, Any]) -> list[dict[str, Any]]:
     """The paper-form audio tables (``evaluation.paper_tables``): into ``result["audio"]``, ``tables.md`` and
     the report's sections."""
-    from .evaluation.audio_metrics import tokenizer_embedder
     from .evaluation.paper_tables import AudioJudge, markdown, paper_tables, report_sections
     from .models.dslm.sampling import Sampling
-    from .pipeline.model_registry import local_folder, resolve_model
-    from .stages.tokenize import load_tokenizer
     from .training.clip_audio import load_clip_audio
     from .training.ldm import load_decoder
 
@@ -95,8 +101,6 @@ def _audio_tables(args: argparse.Namespace, storage: Any, folder: str, artifact:
     if ldm.lineage.get("tokenizer") != saved["tokenizer"]:
         print(f"NOTE: ldm/{ldm.id} was trained on tokens of tokenizer {ldm.lineage.get('tokenizer')}, the DSLM "
               f"on tokens of {saved['tokenizer']}: the decoded audio will not mean much")
-    tokenizer_folder = local_folder(storage, resolve_model(storage, f"tokenizer/{saved['tokenizer']}"))
-    embedder = tokenizer_embedder(load_tokenizer(tokenizer_folder), tokenizer_folder.name)
     audio = load_clip_audio(version_dir, split, decoder.sample_rate)
     models = {f"dslm/{artifact.id}": model}
     if args.against:
@@ -155,6 +159,9 @@ def add_evaluate_parser(sub: Any) -> None:
                     help="also generate every task of the paper, decode it with --ldm and score it as the paper "
                     "does (FAD[own], MCD, SECS), with a ground-truth row: tables in evaluation.json, tables.md and "
                     "the report")
+    ev.add_argument("--fad-embedder", choices=("own", "vggish"), default="own",
+                    help="with --audio: FAD's embedder: own (a frozen layer of the version's tokenizer) or vggish "
+                    "(torchaudio's VGGish; its weights must already be in the torch hub cache)")
     ev.add_argument("--ldm", default="ldm/latest", help="with --audio: the LDM that decodes (default: ldm/latest)")
     ev.add_argument("--audio-clips", type=int, default=8, help="with --audio: held-out clips per task (default: 8)")
     ev.add_argument("--steps", type=int, default=20, help="with --audio: the LDM's Euler steps (default: 20)")

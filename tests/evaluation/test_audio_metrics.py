@@ -85,3 +85,33 @@ def test_fad_is_zero_against_itself_and_grows_with_noise(songs: list[tuple[torch
     values = [s.fad for s in scores]
     assert all(a < b for a, b in itertools.pairwise(values)), values
     assert scores[0].test_frames == same.test_frames > 1000 and all(math.isfinite(s.fad_infinity) for s in scores)
+
+
+def test_vggish_reads_its_weights_from_the_torch_hub_cache_only(songs: list[tuple[torch.Tensor, int]], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real loading path (torchaudio's VGGish in the torch hub cache) with random weights in that file."""
+    import warnings
+
+    from songcorpus.evaluation.embedders import vggish_embedder, vggish_weights
+    from songcorpus.pipeline.errors import UserError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(UserError, match=r"needs VGGish's weights at .*vggish\.pt.*--fad-embedder own"):
+        vggish_embedder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torchaudio.prototype.pipelines import VGGISH
+    torch.manual_seed(0)
+    random = VGGISH.VGGish()
+    for module in random.modules():  # He initialisation, so that activations keep their scale through the layers
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(module.bias)  # type: ignore[arg-type]  # VGGish's layers all have biases
+    vggish_weights().parent.mkdir(parents=True)
+    torch.save(random.state_dict(), vggish_weights())
+    embedder = vggish_embedder()
+    same = fad(embedder, songs, songs)
+    assert same.label == "FAD[vggish]" and same.fad == pytest.approx(0.0, abs=1e-6)
+    assert same.test_frames == sum(int(a.numel() / r / 0.96) for a, r in songs)  # one embedding per 0.96 s
+    values = [fad(embedder, songs, [(_noisy(a, snr, i), r) for i, (a, r) in enumerate(songs)]).fad for snr in SNRS]
+    assert all(a < b for a, b in itertools.pairwise(values)), values

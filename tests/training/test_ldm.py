@@ -87,7 +87,8 @@ def test_decode_writes_one_flac_per_sequence_and_refuses_bad_tokens(trained, tmp
         checked(dict(np.load(tokens)), 64)
 
 
-def test_evaluate_audio_writes_the_paper_tables_with_a_ground_truth_row_and_the_difference(trained, capsys):
+def test_evaluate_audio_writes_the_paper_tables_with_a_ground_truth_row_and_the_difference(trained, capsys, tmp_path,
+                                                                                           monkeypatch):
     import json
 
     from songcorpus.models.dslm import Dslm
@@ -102,6 +103,9 @@ def test_evaluate_audio_writes_the_paper_tables_with_a_ground_truth_row_and_the_
     model, saved = load_dslm(local_folder(Storage(str(root)), second))
     first = publish_weights(Storage(str(root)), "dslm", Dslm(model.config).state_dict(), (DSLM_WEIGHTS, DSLM_CONFIG),
                             saved, name="dslm-untrained", summary="untrained", config={}, lineage=second.lineage)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no VGGish weights there: refused before any work
+    assert main(["evaluate", f"dslm/{second.id}", "--root", str(root), "--audio", "--fad-embedder", "vggish"]) == 2
+    assert "needs VGGish's weights" in capsys.readouterr().err and not (root / "evaluations").exists()
     assert main(["evaluate", f"dslm/{second.id}", "--root", str(root), "--audio", "--audio-clips", "2", "--steps",
                  "2", "--against", f"dslm/{first.id}", "--generate", "1"]) == 0
     folder = root / "evaluations" / f"{second.id}-{second.lineage['dataset_version']}-test"
