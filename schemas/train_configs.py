@@ -90,7 +90,9 @@ class VaeTrainConfig(StrictModel):
     loop: LoopConfig = LoopConfig()
     batch_size: int = Field(8, ge=1, description="crops per global batch")
     crop_seconds: float = Field(1.0, gt=0, description="seconds of audio per crop")
-    learning_rate: float = Field(1e-3, gt=0, description="Adam, constant")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW peak, after a linear warm-up, then cosine decay")
+    warmup_steps: int = Field(50, ge=0, description="the warm-up keeps Adam's first steps from blowing the "
+                              "spectrum up")
     eval_split: str = Field("test", description="held-out split the reconstruction is judged on")
     eval_clips: int = Field(12, ge=1, description="held-out clip streams judged (the first ones of the split)")
 

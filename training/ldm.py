@@ -67,8 +67,7 @@ class VaeTask:
         return Vae(self.config)
 
     def optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.train.learning_rate, betas=(0.8, 0.99))
-        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        return adamw_warmup_cosine(model, self.train.learning_rate, self.train.warmup_steps, self.train.loop.steps)
 
     def loss(self, model: nn.Module, step: int, part: BatchPart,
              generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:

@@ -29,6 +29,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import torch
 from torch import nn
 
+from ..pipeline.errors import UserError
 from ..pipeline.fingerprint import digest
 from ..pipeline.storage import Storage
 from ..schemas.train_configs import LoopConfig
@@ -128,6 +129,16 @@ def _save(folder: Path, step: int, model: nn.Module, optimizer: torch.optim.Opti
     tmp.rename(target)
 
 
+class TrainingDiverged(UserError):
+    """The loss stopped being a number: no later step can mean anything, so the run stops there, unpublished."""
+
+
+def _diverged(step: int, loss: float, previous: float | None) -> TrainingDiverged:
+    before = f" (step {step - 1}: {previous:.4g})" if previous is not None else ""
+    return TrainingDiverged(f"training diverged: the loss is {loss} at step {step}{before}; lower the learning rate "
+                            "or lengthen its warm-up, and train again")
+
+
 def adamw_warmup_cosine(model: nn.Module, peak: float, warmup: int, steps: int
                         ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW with a linear warm-up to ``peak`` over ``warmup`` steps, then a cosine decay to 0 at ``steps``."""
@@ -182,6 +193,8 @@ def run_steps(task: Task, settings: LoopSettings, rank: int = 0, world: int = 1,
             total += loss.item() / settings.micro_batches
             for key, value in metrics.items():
                 logged[key] = logged.get(key, 0.0) + value / settings.micro_batches
+        if not math.isfinite(total):
+            raise _diverged(step + 1, total, result.history[-1]["loss"] if result.history else None)
         optimizer.step()
         scheduler.step()
         row = {"step": step + 1, "loss": total, **logged, "lr": scheduler.get_last_lr()[0]}
@@ -216,7 +229,11 @@ def train_on_ray(task: Task, settings: LoopSettings) -> LoopResult:
                                                        resources_per_worker={"CPU": cpus}),
         run_config=ray.train.RunConfig(storage_path=str(settings.checkpoint_dir.resolve() / "ray"), name="train"),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except ray.train.TrainingFailedError as exc:  # a worker's UserError is the user's to read, not Ray's wrapping
+        failures = getattr(exc, "worker_failures", {}) or {}
+        raise next((e for e in failures.values() if isinstance(e, UserError)), exc) from exc
     saved = torch.load(settings.checkpoint_dir / "result.pt", map_location="cpu", weights_only=True)
     return LoopResult(history=saved["history"], state_dict=saved["state_dict"], resumed_from=saved["resumed_from"])
 

@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from songcorpus.training.loop import BatchPart, LoopSettings, latest_checkpoint, run_steps
+from songcorpus.training.loop import (
+    BatchPart,
+    LoopSettings,
+    TrainingDiverged,
+    latest_checkpoint,
+    run_steps,
+    train_on_ray,
+)
 
 
 @dataclass
@@ -56,3 +63,24 @@ def test_two_micro_batches_give_the_step_of_the_whole_batch(tmp_path: Path) -> N
     for key, value in whole.state_dict.items():
         torch.testing.assert_close(accumulated.state_dict[key], value, rtol=1e-5, atol=1e-6)
     assert [row["loss"] for row in accumulated.history] == pytest.approx([row["loss"] for row in whole.history])
+
+
+@dataclass
+class Diverging(Regression):
+    """The regression, whose loss stops being a number at step 4."""
+
+    def loss(self, model: nn.Module, step: int, part: BatchPart,
+             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, metrics = super().loss(model, step, part, generator)
+        return (loss * float("nan") if step == 3 else loss), metrics
+
+
+def test_a_loss_that_stops_being_a_number_stops_the_run_before_the_weights_take_it(tmp_path: Path,
+                                                                                  ray_cluster: object) -> None:
+    settings = LoopSettings(steps=8, checkpoint_dir=tmp_path / "here", checkpoint_every=2)
+    with pytest.raises(TrainingDiverged, match=r"the loss is nan at step 4 \(step 3: [0-9.]+\); lower the learning"):
+        run_steps(Diverging(), settings)
+    assert latest_checkpoint(tmp_path / "here") == tmp_path / "here" / "step-00000002"
+    # on Ray Train workers too: the worker's error, not Ray's wrapping of it, so the CLI prints it as a user error
+    with pytest.raises(TrainingDiverged, match="the loss is nan at step 4"):
+        train_on_ray(Diverging(), replace(settings, checkpoint_dir=tmp_path / "ray"))
