@@ -13,7 +13,7 @@ sequences (``--clips`` clips of ``--seconds``), the same Euler steps and guidanc
 Prints each side's real-time factor (seconds of audio made per second) and the ratio decoder / reference (the
 decoder's own overhead; 1.0 is none), for the diffusion sampling and the VAE decode apart and together.
 
-    .venv/bin/python bench/bench_ldm.py [--size tiny] [--clips 8] [--seconds 10] [--steps 20] [--threads 2]
+    .venv/bin/python bench/bench_ldm.py [--size tiny] [--clips 8] [--seconds 10] [--steps 20] [--threads 2] [--repeats 7]
     .venv/bin/python bench/bench_ldm.py --device cuda --precision bf16 --size small --clips 32
 """
 
@@ -35,19 +35,22 @@ from songcorpus.models.ldm.vae import config_for as vae_config_for
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def timed(run: Callable[[], object], device: torch.device, repeats: int = 2) -> float:
-    """Median seconds of ``repeats`` runs after one warm-up run."""
-    run()
-    seconds = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
+def timed(runs: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, float]:
+    """Median seconds of each run over ``repeats`` rounds after one warm-up each. Every round runs them all in
+    turn, so a machine that drifts (a shared CPU varies by ±30 % here) slows every side alike."""
+    for run in runs.values():
         run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            run()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def main() -> None:
@@ -61,6 +64,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds timed (the median is reported)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -97,8 +101,9 @@ def main() -> None:
         with precision():
             decoder.decode(sequences, args.steps, args.guidance, batch_size=args.clips)
 
-    reference = {"sampling": timed(bare_sampling, device), "vae": timed(bare_vae, device)}
-    whole = timed(decoder_run, device)
+    seconds = timed({"sampling": bare_sampling, "vae": bare_vae, "decoder": decoder_run}, device, args.repeats)
+    whole = seconds.pop("decoder")
+    reference = seconds
     reference_whole = reference["sampling"] + reference["vae"]
     print(f"{args.clips} clips x {args.seconds:.0f} s ({audio_seconds:.0f} s of audio); LDM and VAE {args.size}, "
           f"{args.steps} Euler steps, guidance {args.guidance} ({calls} LDM forwards); device {args.device}, "
