@@ -101,9 +101,8 @@ def main() -> None:
         with precision():
             decoder.decode(sequences, args.steps, args.guidance, batch_size=args.clips)
 
-    seconds = timed({"sampling": bare_sampling, "vae": bare_vae, "decoder": decoder_run}, device, args.repeats)
-    whole = seconds.pop("decoder")
-    reference = seconds
+    reference = timed({"sampling": bare_sampling, "vae": bare_vae, "decoder": decoder_run}, device, args.repeats)
+    whole = reference.pop("decoder")
     reference_whole = reference["sampling"] + reference["vae"]
     print(f"{args.clips} clips x {args.seconds:.0f} s ({audio_seconds:.0f} s of audio); LDM and VAE {args.size}, "
           f"{args.steps} Euler steps, guidance {args.guidance} ({calls} LDM forwards); device {args.device}, "
