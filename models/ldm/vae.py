@@ -100,7 +100,8 @@ class SpectralEncoder(_StftFrames):
                                   nn.ELU(), nn.Conv1d(config.channels, 2 * config.latent, 3, padding=1))
 
     def forward(self, audio: Tensor) -> Tensor:
-        spectrum = torch.stft(audio[:, 0], 4 * self.hop, self.hop, window=self.window, pad_mode="constant",
+        # in float32 whatever autocast runs the convolutions in: FFTs take no bfloat16
+        spectrum = torch.stft(audio[:, 0].float(), 4 * self.hop, self.hop, window=self.window, pad_mode="constant",
                               return_complex=True)
         return self.body((spectrum.abs() + 1e-5).log())
 
@@ -115,7 +116,7 @@ class IstftDecoder(_StftFrames):
                                   nn.ELU(), nn.Conv1d(config.channels, 2 * self.bins, 1))
 
     def forward(self, latent: Tensor) -> Tensor:
-        log_magnitude, phase = self.body(latent).chunk(2, dim=1)
+        log_magnitude, phase = self.body(latent).float().chunk(2, dim=1)
         spectrum = torch.polar(log_magnitude.clamp(max=6.0).exp(), phase)
         return torch.istft(spectrum, 4 * self.hop, self.hop, window=self.window,
                            length=latent.shape[-1] * self.hop)[:, None]
