@@ -13,7 +13,8 @@ sequences (``--clips`` clips of ``--seconds``), the same Euler steps and guidanc
 Prints each side's real-time factor (seconds of audio made per second) and the ratio decoder / reference (the
 decoder's own overhead; 1.0 is none), for the diffusion sampling and the VAE decode apart and together.
 
-    .venv/bin/python bench/bench_ldm.py [--size tiny] [--clips 8] [--seconds 10] [--steps 20] [--threads 2] [--repeats 7]
+    .venv/bin/python bench/bench_ldm.py [--size tiny] [--clips 8] [--seconds 10] [--steps 20] [--threads 2]
+        [--repeats 7]
     .venv/bin/python bench/bench_ldm.py --device cuda --precision bf16 --size small --clips 32
 """
 
