@@ -109,3 +109,16 @@ def test_filter_clip_bounds_out_of_order_are_refused():
     text = VALID + "[stages.separate]\n[stages.align]\n[stages.segment]\n[stages.filter]\nmin_clip_seconds = 40\n"
     with pytest.raises(JobSpecError, match=r"min_clip_seconds \(40\) must not exceed max_clip_seconds"):
         parse_job(text)
+
+
+def test_the_shipped_full_scale_recipe_runs_every_stage_and_trains_every_model():
+    from pathlib import Path
+
+    from songcorpus.pipeline.jobfile import load_job
+
+    job, _ = load_job(Path(__file__).parents[2] / "jobs" / "songcreator.toml")
+    assert job.stages.enabled() == ["ingest", "standardize", "separate", "align", "segment", "filter", "tokenize",
+                                    "shard"]
+    assert job.train.tokenizer.codes == 16384 and job.train.tokenizer.quantizer == "vq"  # the paper's tokens
+    assert job.train.dslm.size == "paper" and job.train.dslm.loop.steps == 500_000
+    assert all(getattr(job.train, name).loop.use_gpu for name in ("tokenizer", "dslm", "vae", "ldm"))
