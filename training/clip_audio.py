@@ -12,7 +12,8 @@ import torch
 import torchaudio.functional as taf
 from torch import Tensor
 
-from ..pipeline.dataset_reader import AUDIO_MEMBERS, TOKEN_MEMBERS, open_dataset
+from ..pipeline.dataset_reader import AUDIO_MEMBERS, TOKEN_MEMBERS, open_dataset, split_with_clips
+from ..pipeline.errors import UserError
 
 
 def _mono(sample: dict, member: str, sample_rate: int) -> Tensor:
@@ -24,6 +25,17 @@ def load_clips(version_dir: str, split: str, sample_rate: int) -> list[Tensor]:
     order."""
     return [_mono(sample, member, sample_rate) for sample in open_dataset(version_dir, split, tokens=False)
             for member in AUDIO_MEMBERS]
+
+
+def train_and_held_out_clips(version_dir: str, manifest: dict, eval_split: str,
+                             sample_rate: int) -> tuple[list[Tensor], str, list[Tensor]]:
+    """The train split's clip streams (refused when it has none), the held-out split's name (``eval_split``, or
+    the first split with clips) and its clip streams, as :func:`load_clips` gives them."""
+    clips = load_clips(version_dir, "train", sample_rate)
+    if not clips:
+        raise UserError(f"version {manifest['id']} has no train clips")
+    held_out_split = split_with_clips(manifest, eval_split)
+    return clips, held_out_split, load_clips(version_dir, held_out_split, sample_rate)
 
 
 #: the DSLM's stream names for the audio members of a clip

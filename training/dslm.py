@@ -26,7 +26,7 @@ from ..schemas.model_artifact import DSLM_CONFIG, DSLM_WEIGHTS, ModelArtifact
 from ..schemas.train_configs import DslmTrainConfig
 from .artifacts import publish_weights
 from .dslm_data import load_examples
-from .loop import BatchPart, LoopSettings, run_folder, train_on_ray, unwrap
+from .loop import BatchPart, LoopSettings, loss_curve, run_folder, step_generator, train_on_ray, unwrap
 
 
 def noam_factor(step: int, warmup: int) -> float:
@@ -67,7 +67,7 @@ class DslmTask:
 
     def global_batch(self, step: int) -> Batch:
         """Step ``step``'s whole batch: examples, recipes and masking drawn from (seed, step)."""
-        generator = torch.Generator().manual_seed(self.train.loop.seed * 1_000_003 + step)
+        generator = step_generator(self.train.loop.seed, step)
         picks = torch.randint(len(self.examples), (self.train.batch_size,), generator=generator).tolist()
         recipes = draw_recipes(self.train.batch_size, self.train.mix, generator)
         masking = Masking(given=self.train.given_mask, lyrics=self.train.lyrics_mask)
@@ -110,9 +110,7 @@ def train_dslm(root: str, train: DslmTrainConfig, job_name: str) -> ModelArtifac
     history = result.history
     metrics = {
         "train_clips": len(examples),
-        "train_loss_first": history[0]["loss"] if history else None,
-        "train_loss_last": history[-1]["loss"] if history else None,
-        "loss_curve": [round(row["loss"], 4) for row in history],
+        **loss_curve(history),
         **{f"train_{key}_last": round(history[-1][key], 4) for key in history[-1] if key.startswith("accuracy_")},
     }
     saved = {"dslm": config.to_dict(), "lyrics_tokenizer": LYRICS_TOKENIZER_VERSION, "token_rate": tokens["rate"],

@@ -37,20 +37,17 @@ from ..schemas.model_artifact import LDM_CONFIG, LDM_WEIGHTS, VAE_CONFIG, VAE_WE
 from ..schemas.train_configs import LdmTrainConfig, VaeTrainConfig
 from ..stages.tokenize import load_tokenizer
 from .artifacts import publish_weights
-from .clip_audio import TokenizedAudio, load_clips, load_tokenized_audio, random_crops
-from .loop import BatchPart, LoopSettings, adamw_warmup_cosine, run_folder, train_on_ray, unwrap
-
-
-def _step_generator(seed: int, step: int) -> torch.Generator:
-    """The data position: a step's crops depend on the seed and the step alone."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
-def _curve(history: list[dict[str, float]]) -> dict[str, Any]:
-    return {"train_loss_first": history[0]["loss"] if history else None,
-            "train_loss_last": history[-1]["loss"] if history else None,
-            "loss_curve": [round(row["loss"], 4) for row in history]}
-
+from .clip_audio import TokenizedAudio, load_tokenized_audio, random_crops, train_and_held_out_clips
+from .loop import (
+    BatchPart,
+    LoopSettings,
+    adamw_warmup_cosine,
+    loss_curve,
+    run_folder,
+    step_generator,
+    train_on_ray,
+    unwrap,
+)
 
 # --- the VAE ------------------------------------------------------------------------------------------------
 
@@ -72,7 +69,7 @@ class VaeTask:
     def loss(self, model: nn.Module, step: int, part: BatchPart,
              generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
         length = round(self.train.crop_seconds * self.config.sample_rate)
-        audio, _ = random_crops(self.clips, self.train.batch_size, length, _step_generator(self.train.loop.seed, step))
+        audio, _ = random_crops(self.clips, self.train.batch_size, length, step_generator(self.train.loop.seed, step))
         audio = audio[part.index :: part.count].to(next(model.parameters()).device)
         return vae_loss(model(audio, generator), audio, self.config.kl_weight)
 
@@ -94,11 +91,9 @@ def train_vae(root: str, train: VaeTrainConfig, job_name: str) -> ModelArtifact:
     storage = Storage(root)
     version_dir, manifest = resolve_version(train.version, root)
     config = vae_config_for(train.size)
-    clips = load_clips(version_dir, "train", config.sample_rate)
-    if not clips:
-        raise UserError(f"version {manifest['id']} has no train clips")
-    held_out_split = split_with_clips(manifest, train.eval_split)
-    held_out = load_clips(version_dir, held_out_split, config.sample_rate)[: train.eval_clips]
+    clips, held_out_split, held_out = train_and_held_out_clips(version_dir, manifest, train.eval_split,
+                                                               config.sample_rate)
+    held_out = held_out[: train.eval_clips]
     work = run_folder(storage, "vae", manifest["id"], train.model_dump(mode="json"))
     result = train_on_ray(VaeTask(clips, config, train), LoopSettings.from_config(train.loop, work / "checkpoints"))
     torch.manual_seed(train.loop.seed)  # the loop's initial weights: the untrained baseline
@@ -107,7 +102,7 @@ def train_vae(root: str, train: VaeTrainConfig, job_name: str) -> ModelArtifact:
     vae.load_state_dict(result.state_dict)
     trained = reconstruction_scores(vae, held_out)
     metrics = {"held_out_split": held_out_split, "held_out_clips": len(held_out), "train_clips": len(clips),
-               "held_out": trained, "held_out_untrained": untrained, **_curve(result.history)}
+               "held_out": trained, "held_out_untrained": untrained, **loss_curve(result.history)}
     return publish_weights(
         storage, "vae", result.state_dict, (VAE_WEIGHTS, VAE_CONFIG), {"vae": config.to_dict()},
         name=f"vae-{train.size}",
@@ -164,7 +159,7 @@ class LdmTask:
     def crops(self, step: int) -> tuple[Tensor, Tensor, Tensor]:
         """Step ``step``'s batch: latents (B, frames, latent), tokens (B, token frames) and the latents' padding,
         each crop at most ``crop_seconds``, its tokens over the same span."""
-        generator = _step_generator(self.train.loop.seed, step)
+        generator = step_generator(self.train.loop.seed, step)
         frames = round(self.train.crop_seconds * self.config.latent_rate)
         per_frame = self.config.token_rate / self.config.latent_rate
         latents = torch.zeros(self.train.batch_size, frames, self.config.latent)
@@ -273,7 +268,7 @@ def train_ldm(root: str, train: LdmTrainConfig, job_name: str) -> ModelArtifact:
     tokenizer = resolve_model(storage, f"tokenizer/{tokens['tokenizer']}")
     judged = judge_ldm(TokenDecoder(vae, ldm), held_out, local_folder(storage, tokenizer), train)
     metrics = {"held_out_split": held_out_split, "held_out_clips": len(held_out), "train_clips": len(clips),
-               **judged, **_curve(result.history),
+               **judged, **loss_curve(result.history),
                # on the clips it learned from: whether it reads its tokens at all, and how much of the latents
                # the tokens can explain in the first place
                **{f"train_flow_loss_{name}": flow_loss_on(ldm, clips, dropout)

@@ -129,6 +129,19 @@ def _save(folder: Path, step: int, model: nn.Module, optimizer: torch.optim.Opti
     tmp.rename(target)
 
 
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The data position of every trainer: a step's batch depends on the seed and the step alone, so a resumed run
+    and any number of workers see the same batches."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def loss_curve(history: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """The metrics every trainer publishes about its run: first and last train loss, and the whole curve."""
+    return {"train_loss_first": history[0]["loss"] if history else None,
+            "train_loss_last": history[-1]["loss"] if history else None,
+            "loss_curve": [round(row["loss"], 4) for row in history]}
+
+
 class TrainingDiverged(UserError):
     """The loss stopped being a number: no later step can mean anything, so the run stops there, unpublished."""
 

@@ -21,13 +21,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.bestrq import BestRq, BestRqConfig, Tokenizer, codebook_usage, config_for
-from ..pipeline.dataset_reader import resolve_version, split_with_clips
+from ..pipeline.dataset_reader import resolve_version
 from ..pipeline.storage import Storage
 from ..schemas.model_artifact import TOKENIZER_CONFIG, TOKENIZER_WEIGHTS, ModelArtifact
 from ..schemas.train_configs import TokenizerTrainConfig
 from .artifacts import publish_weights
-from .clip_audio import load_clips, random_crops
-from .loop import BatchPart, LoopSettings, adamw_warmup_cosine, run_folder, train_on_ray, unwrap
+from .clip_audio import random_crops, train_and_held_out_clips
+from .loop import (
+    BatchPart,
+    LoopSettings,
+    adamw_warmup_cosine,
+    loss_curve,
+    run_folder,
+    step_generator,
+    train_on_ray,
+    unwrap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +61,7 @@ class TokenizerTask:
 
     def loss(self, model: nn.Module, step: int, part: BatchPart,
              generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        data = torch.Generator().manual_seed(self.train.loop.seed * 1_000_003 + step)  # the step is the data position
+        data = step_generator(self.train.loop.seed, step)
         length = round(self.train.crop_seconds * self.config.sample_rate)
         audio, lengths = random_crops(self.clips, self.train.batch_size, length, data)
         audio, lengths = audio[part.index :: part.count], lengths[part.index :: part.count]
@@ -155,11 +164,8 @@ def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> Mo
     storage = Storage(root)
     version_dir, manifest = resolve_version(train.version, root)
     config = config_for(train.size)
-    clips = load_clips(version_dir, "train", config.sample_rate)
-    if not clips:
-        raise ValueError(f"version {manifest['id']} has no train clips to pretrain on")
-    held_out_split = split_with_clips(manifest, train.eval_split)
-    held_out = load_clips(version_dir, held_out_split, config.sample_rate)
+    clips, held_out_split, held_out = train_and_held_out_clips(version_dir, manifest, train.eval_split,
+                                                               config.sample_rate)
     work = run_folder(storage, "tokenizer", manifest["id"], train.model_dump(mode="json"))
     loop = LoopSettings.from_config(train.loop, work / "checkpoints")
     result = train_on_ray(TokenizerTask(clips, config, train), loop)
@@ -176,9 +182,7 @@ def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> Mo
     else:
         tokenizer.semantic.set_centroids(kmeans(frames, train.codes, train.kmeans_iterations, generator))
     metrics = {"held_out_split": held_out_split, **judge(tokenizer, held_out, train),
-               "train_loss_first": result.history[0]["loss"] if result.history else None,
-               "train_loss_last": result.history[-1]["loss"] if result.history else None,
-               "loss_curve": [round(row["loss"], 4) for row in result.history]}
+               **loss_curve(result.history)}
     saved = {"bestrq": config.to_dict(), "layer": train.layer, "codes": train.codes, "projection_dim": projection_dim}
     return publish_weights(
         storage, "tokenizer", tokenizer.state_dict(), (TOKENIZER_WEIGHTS, TOKENIZER_CONFIG), saved,
