@@ -138,9 +138,11 @@ class Ledger:
         }
 
     def run_rows(self, stage: str, run_id: str, *, records: bool = False) -> pa.Table:
-        """The rows ``run_id`` logged for ``stage``; with ``records``, reused ok rows get their record too."""
+        """One row per item that ``run_id`` logged for ``stage``: its last (a barrier stage's revision of a
+        worker's outcome, or the second of an item that Ray computed twice, replaces the first); with
+        ``records``, reused ok rows get their record too."""
         table = self.read(stage)
-        rows = table.filter(pc.equal(table["run_id"], run_id))
+        rows = _last_per_item(table.filter(pc.equal(table["run_id"], run_id)))
         if not records:
             return rows
         missing = pc.and_(rows["reused"], pc.equal(rows["status"], OK))
@@ -195,6 +197,17 @@ class Ledger:
                 self.storage.delete(old)
 
 
+def _last_per_item(rows: pa.Table) -> pa.Table:
+    """The row of each item with the latest ``finished_at`` (the later one on a tie), in that order."""
+    if rows.num_rows == 0:
+        return rows
+    ordered = rows.sort_by("finished_at")
+    position = pa.array(range(ordered.num_rows), pa.int64())
+    keep = (pa.table({"item_id": ordered["item_id"], "position": position})
+            .group_by("item_id", use_threads=False).aggregate([("position", "max")])["position_max"])
+    return ordered.take(pc.sort_indices(keep))
+
+
 def latest_run(storage: Storage) -> str | None:
     """The newest run id under the root (run ids sort by their start time)."""
     runs = storage.list_dirs("runs")
@@ -202,20 +215,28 @@ def latest_run(storage: Storage) -> str | None:
 
 
 class LedgerWriter:
-    """Buffers the rows of one run and appends them in parts of ``flush_rows`` or every ``flush_seconds``.
+    """Buffers the rows of one run and appends them in parts of ``flush_rows``, or once the oldest
+    buffered row is ``flush_seconds`` old.
 
     Parts are written by the driver only, so a stage's folder gains a part per few thousand items
     (not one per batch from every worker), and the tiered merge keeps the folder small during the run.
+    The age check runs on every ``add`` and on every ``tick``, which the phase calls once a poll
+    (``tick_s`` apart): a row is durable within ``flush_seconds`` of being added even when nothing
+    else is added after it.
     """
 
-    def __init__(self, ledger: Ledger, flush_rows: int = 5000, flush_seconds: float = 10.0) -> None:
+    def __init__(self, ledger: Ledger, flush_rows: int = 5000, flush_seconds: float = 10.0,
+                 tick_s: float = 1.0) -> None:
         self.ledger = ledger
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
+        self.tick_s = tick_s
         self._rows: dict[str, list[dict]] = {}
         self._tables: dict[str, list[pa.Table]] = {}
         self._pending = 0
-        self._last_flush = time.monotonic()
+        self._oldest: float | None = None  # monotonic time the oldest buffered row was added
+        #: per stage, computed outcomes written so far by this writer: {"ok": n, "rejected": n}
+        self.durable: dict[str, dict[str, int]] = {}
 
     def add(self, stage: str, rows: Iterable[dict]) -> None:
         """Rows as dicts (one outcome at a time, as the phase's output streams in)."""
@@ -229,8 +250,17 @@ class LedgerWriter:
         self._added(table.num_rows)
 
     def _added(self, count: int) -> None:
+        if count and self._oldest is None:
+            self._oldest = time.monotonic()
         self._pending += count
-        if self._pending >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds:
+        if self._pending >= self.flush_rows:
+            self.flush()
+        else:
+            self.tick()
+
+    def tick(self) -> None:
+        """Flush when the oldest buffered row would pass ``flush_seconds`` before the next tick."""
+        if self._oldest is not None and time.monotonic() - self._oldest >= self.flush_seconds - self.tick_s:
             self.flush()
 
     def flush(self) -> None:
@@ -239,7 +269,15 @@ class LedgerWriter:
             if self._rows.get(stage):
                 tables = [*tables, pa.Table.from_pylist(self._rows[stage], schema=LEDGER_SCHEMA)]
             if sum(t.num_rows for t in tables):
-                self.ledger.append_table(stage, pa.concat_tables(tables))
+                table = pa.concat_tables(tables)
+                self.ledger.append_table(stage, table)
                 self.ledger.compact(stage)
-        self._rows, self._tables, self._pending = {}, {}, 0
-        self._last_flush = time.monotonic()
+                self._count(stage, table)
+        self._rows, self._tables, self._pending, self._oldest = {}, {}, 0, None
+
+    def _count(self, stage: str, table: pa.Table) -> None:
+        computed = table.filter(pc.invert(table["reused"]))
+        ok = int(pc.sum(pc.equal(computed["status"], OK)).as_py() or 0)
+        counts = self.durable.setdefault(stage, {"ok": 0, "rejected": 0})
+        counts["ok"] += ok
+        counts["rejected"] += computed.num_rows - ok

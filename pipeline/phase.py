@@ -39,6 +39,10 @@ class StallError(UserError):
     """A phase made no progress for longer than the configured stall timeout."""
 
 
+class SharedFailureError(UserError):
+    """Every item a stage computed failed with the same error: a fault of the job, not of the items."""
+
+
 @dataclass(frozen=True)
 class PhaseStage:
     """A stage as a phase runs it: its class, config, weights hash and fitted resources."""
@@ -79,6 +83,9 @@ class PhaseRun:
     max_attempts: int
     stall_timeout_s: float
     input_base: str | None = None
+    #: a stage whose first this-many computed items (all, when fewer, and at least 2) fail with one
+    #: error stops the run (0: never)
+    fail_fast_items: int = 8
 
 
 @dataclass
@@ -179,7 +186,6 @@ def plan_phase(run: PhaseRun, stages: list[PhaseStage], rows: Iterator[InputRow]
         stream["start"].append(start)
         stream["fingerprints"].append(fps)
         stream["attempts"].append([p.attempts if (p := priors[j].get(fps[j])) else 0 for j in range(n)])
-        stream["outcomes"].append([])
     for st, reused in zip(stages, reuses, strict=True):
         run.writer.add_table(st.name, reused.table(run.run_id, st, now))
     return plan
@@ -230,35 +236,34 @@ def stream_phase(
     def consume() -> None:
         try:
             for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-                assert isinstance(batch, pa.Table)  # batch_format="pyarrow"
-                for outcomes in batch["outcomes"].to_pylist():
-                    for row in outcomes:
-                        if last.cls.barrier and row["stage"] == last.name:
-                            collected.append(_outcome_of(row))
-                        else:
-                            run.writer.add(row["stage"], [_ledger_row(row)])
                 rows_out[0] += batch.num_rows
         except BaseException as exc:  # noqa: BLE001 - re-raised in the driver thread below
             failure.append(exc)
 
+    def log_drained() -> dict:
+        """Log what workers finished since the last poll; returns the tracker's snapshot."""
+        snapshot, rows = run.tracker.drain()
+        for row in rows:
+            run.writer.add(row["stage"], [row])
+            if last.cls.barrier and row["stage"] == last.name:
+                collected.append(_outcome_of(row))
+            breaker.saw(row)
+        run.writer.tick()
+        return snapshot
+
+    breaker = _SharedFailure({st.name: n for st, n in zip(stages, plan.to_compute, strict=True)}, run.fail_fast_items)
     consumer = threading.Thread(target=consume, name="phase-consumer", daemon=True)
     consumer.start()
     watch = _StallWatch([st.name for st in stages[first:]], run.stall_timeout_s)
     while consumer.is_alive():
         consumer.join(timeout=poll_s)
-        snapshot = run.tracker.snapshot()
-        on_poll(snapshot)
+        snapshot = log_drained()
+        on_poll({"stages": run.writer.durable})
         watch.check(snapshot, rows_out[0])
     if failure:
         raise failure[0]
+    log_drained()  # every worker handed its rows in before its batch moved on
     return collected
-
-
-def _ledger_row(row: dict) -> dict:
-    """A ledger row from its Arrow struct form (maps come back as key-value pairs)."""
-    if row["timings"] is not None:
-        row["timings"] = dict(row["timings"])
-    return row
 
 
 def _outcome_of(row: dict) -> Outcome:
@@ -267,6 +272,35 @@ def _outcome_of(row: dict) -> Outcome:
     outcome.record = None if row["record"] is None else json.loads(row["record"])
     outcome.timings = dict(row["timings"] or [])
     return outcome
+
+
+class _SharedFailure:
+    """Stops the phase when a stage's first computed items all fail with the same error.
+
+    Only errors count (retryable rejections: an exception, a dead worker), never a stage's verdict on
+    an item: a model, a path or a device that is missing makes every item fail the same way, and
+    computing the rest would only log the same failure thousands of times.
+    """
+
+    def __init__(self, to_compute: dict[str, int], items: int) -> None:
+        self.needed = {stage: min(items, n) for stage, n in to_compute.items() if items and n >= 2}
+        self.failures: dict[str, list[tuple[str | None, str | None]]] = {stage: [] for stage in self.needed}
+
+    def saw(self, row: dict) -> None:
+        stage = row["stage"]
+        failures = self.failures.get(stage)
+        if failures is None or row["reused"]:
+            return
+        if row["status"] == OK or not row["retryable"] or (failures and failures[0] != (row["reason"], row["message"])):
+            del self.failures[stage]  # this stage works for some items, or fails for several reasons
+            return
+        failures.append((row["reason"], row["message"]))
+        if len(failures) >= self.needed[stage]:
+            raise SharedFailureError(
+                f"stage {stage}: the first {len(failures)} items it computed all failed with {row['reason']}: "
+                f"{row['message']}. One cause for every item is a fault of the job (a model, a path, a device), "
+                "not of the songs: fix it and run again (these items are logged as retryable rejections)"
+            )
 
 
 class _StallWatch:

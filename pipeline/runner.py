@@ -64,10 +64,12 @@ class RunSession:
 
     def __init__(self, storage: Storage, cluster: Cluster, run_id: str, *, max_attempts: int = 3,
                  stall_timeout_s: float = 1800.0, input_base: str | None = None, job: dict | None = None,
-                 identities: dict[str, str] | None = None, flush_seconds: float = 10.0) -> None:
+                 identities: dict[str, str] | None = None, flush_seconds: float = 10.0,
+                 fail_fast_items: int = 8) -> None:
         ledger = Ledger(storage)
         writer = LedgerWriter(ledger, flush_seconds=flush_seconds)
-        self.run = PhaseRun(ledger, writer, Tracker(), run_id, max_attempts, stall_timeout_s, input_base)
+        self.run = PhaseRun(ledger, writer, Tracker(), run_id, max_attempts, stall_timeout_s, input_base,
+                            fail_fast_items)
         self.cluster, self.job, self.identities = cluster, job, identities or {}
         self.plans: list[ResourcePlan] = []
         self.notices: list[str] = []
@@ -114,7 +116,12 @@ class RunSession:
             storage, run.input_base, run.run_id, self.job, stage_identities=self.identities,
             rejects=_rejects(run.ledger, run.run_id, self.identities), notices=list(self.notices),
         ))
-        return _hand_off(run, finisher, finisher.finalize(decided.barrier_reused + computed))
+        before = {id(o): _verdict(o) for o in computed}  # logged as the workers finished them
+        outcomes = finisher.finalize(decided.barrier_reused + computed)
+        revised = [o for o in outcomes if o.reused or before.get(id(o)) != _verdict(o)]
+        next_rows = _hand_off(run, finisher, outcomes, revised)
+        run.writer.flush()  # the next phase starts from what is durable
+        return next_rows
 
 
 def _job_record(job: JobSpec, configs: dict[str, StageConfig]) -> dict:
@@ -155,7 +162,7 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
     session = RunSession(
         storage, cluster, run_id, max_attempts=job.runtime.max_attempts,
         stall_timeout_s=job.runtime.stall_timeout_s, input_base=source.input_base, job=_job_record(job, configs),
-        flush_seconds=job.runtime.ledger_flush_seconds,
+        flush_seconds=job.runtime.ledger_flush_seconds, fail_fast_items=job.runtime.fail_fast_items,
         identities={cls.name: stage_identity(configs[cls.name].fingerprint_fields(), cls.version) for cls in classes},
     )
     source.notices.extend(f"stage {name} left out of this run: {why}" for name, why in skipped.items())
@@ -187,19 +194,26 @@ def _config(job: JobSpec, name: str) -> StageConfig:
     return config
 
 
-def _hand_off(run: PhaseRun, finisher: Stage, outcomes: list[Outcome]) -> list[InputRow]:
-    """Log a barrier stage's final outcomes and turn its ok outputs into the next phase's input."""
-    next_rows, ledger_rows = [], []
+def _verdict(o: Outcome) -> tuple:
+    return o.status, o.reason, o.message, o.record
+
+
+def _hand_off(run: PhaseRun, finisher: Stage, outcomes: list[Outcome], to_log: list[Outcome]) -> list[InputRow]:
+    """Turn a barrier stage's ok outputs into the next phase's input, and log ``to_log``: its reused
+    outcomes and those its ``finalize`` changed (a revision replaces the worker's row in the run's
+    accounting: ``Ledger.run_rows`` keeps an item's last row)."""
+    next_rows = []
     for o in outcomes:
-        record_json = None
         if o.status == OK and o.record is not None:
             item_id, fingerprint = finisher.hand_off(o.item_id, o.fingerprint, o.record)
-            if not o.reused:
-                o.record["lineage"] = {**o.record.get("lineage", {}), finisher.name: fingerprint}
-            record_json = json.dumps(o.record, sort_keys=True)
-            next_rows.append(InputRow(item_id, fingerprint, record_json))
-        ledger_rows.append(outcome_row(run.run_id, finisher.name, finisher.version, o, record_json))
-    run.writer.add(finisher.name, ledger_rows)
+            next_rows.append(InputRow(item_id, fingerprint, json.dumps(o.record, sort_keys=True)))
+    now = time.time()
+    rows = []
+    for o in to_log:
+        if not o.reused:
+            o.finished_at = max(o.finished_at, now)
+        rows.append(outcome_row(run.run_id, finisher.name, finisher.version, o))
+    run.writer.add(finisher.name, rows)
     return next_rows
 
 

@@ -4,8 +4,10 @@ It exists for what no single worker can know: how often an item was started with
 because the process that held it died (a segfaulting decoder, an out-of-memory kill). Ray Data
 retries such a batch on a fresh actor forever, so a poison item would loop; the tracker lets the
 next worker see the deaths, isolate the culprit and reject it (``worker_died``) after
-``max_attempts``. It also keeps the live per-stage counts the console shows, and counts the library
-warnings workers saw, so a phase is watched with one call and no ledger listing.
+``max_attempts``. It also carries every outcome's ledger row from the worker that computed it to the
+driver, which drains them every second (``drain``): an item's outcome reaches the ledger within the
+flush interval of the item finishing at its stage, not when its row leaves the phase. And it counts
+the library warnings workers saw.
 
 It runs on the driver's node (pinned), so losing a worker node never loses it.
 """
@@ -37,6 +39,7 @@ class RunTracker:
         self._deaths: dict[tuple[str, str], int] = {}
         self._counts: dict[str, StageCounts] = {}
         self._warnings: Counter = Counter()
+        self._outcomes: list[dict] = []
 
     def begin(self, stage: str, item_ids: list[str]) -> tuple[bool, list[int]]:
         """Start ``item_ids``; returns (started, earlier deaths per item).
@@ -57,7 +60,10 @@ class RunTracker:
             self._unfinished[(stage, item)] = 1
         return True, deaths
 
-    def finish(self, stage: str, item_ids: list[str], ok: int, rejected: int, timings: dict[str, float]) -> None:
+    def finish(self, stage: str, item_ids: list[str], ok: int, rejected: int, timings: dict[str, float],
+               outcomes: list[dict]) -> None:
+        """``item_ids`` are done at ``stage``; ``outcomes`` are their ledger rows, kept for the driver's drain."""
+        self._outcomes.extend(outcomes)
         for item in item_ids:
             self._unfinished.pop((stage, item), None)
         counts = self._counts.setdefault(stage, StageCounts())
@@ -67,6 +73,11 @@ class RunTracker:
 
     def warn(self, messages: dict[str, int]) -> None:
         self._warnings.update(messages)
+
+    def drain(self) -> tuple[dict, list[dict]]:
+        """The snapshot, and the ledger rows handed in since the last drain (the driver logs them)."""
+        outcomes, self._outcomes = self._outcomes, []
+        return self.snapshot(), outcomes
 
     def snapshot(self) -> dict:
         """Per stage ok / rejected / deaths / sub-step seconds, and the warnings seen, for the driver."""
@@ -99,6 +110,12 @@ class Tracker:
         if self._actor is None:
             return {"stages": {}, "warnings": {}}
         return cast(dict, ray.get(self._actor.snapshot.remote()))
+
+    def drain(self) -> tuple[dict, list[dict]]:
+        """The snapshot and the ledger rows workers handed in since the last drain."""
+        if self._actor is None:
+            return {"stages": {}, "warnings": {}}, []
+        return cast(tuple, ray.get(self._actor.drain.remote()))
 
     def stop(self) -> None:
         if self._actor is not None:

@@ -1,9 +1,11 @@
 """The Ray Data UDF that runs one stage of a phase: compute what the driver planned, isolate failures.
 
 Workers never read or write the ledger and never decide what is already done: the driver planned
-every item's fingerprints and earlier attempts (see ``pipeline.planning``). A worker computes the
-items whose turn it is, appends one outcome per item to the row, and hands the row on; the driver
-logs the outcomes when the rows come out of the phase.
+every item's fingerprints and earlier attempts (see ``pipeline.phase``). A worker computes the
+items whose turn it is, hands each item's ledger row to the run tracker as soon as the item is
+done at this stage (the driver drains the tracker every second and logs what it gets, so an
+outcome is durable within the flush interval whatever stage of the phase it came from), and passes
+the row on with its new record.
 """
 
 from __future__ import annotations
@@ -79,20 +81,17 @@ class StageWorker:
         index = self.spec.index
         todo = [row for row in rows if row["status"] == OK and row["start"] <= index]
         if todo:
-            for row, outcome in zip(todo, self._run(todo), strict=True):
-                record_json = json.dumps(outcome.record, sort_keys=True) if outcome.status == OK else None
-                row["outcomes"].append(outcome_row(
-                    self.spec.run_id, self.stage.name, self.stage.version, outcome, record_json))
-                row["status"] = outcome.status
-                if record_json is not None:
-                    row["record"] = record_json
+            for row, logged in zip(todo, self._run(todo), strict=True):
+                row["status"] = logged["status"]
+                if logged["status"] == OK:
+                    row["record"] = logged["record"]
             warnings = self.warnings.take()
             if warnings:
                 self.spec.tracker.warn.remote(warnings)
         return pa.Table.from_pylist(rows, schema=PHASE_SCHEMA)
 
-    def _run(self, rows: list[dict]) -> list[Outcome]:
-        """One outcome per row. A batch that held an item when its worker died runs one item at a time."""
+    def _run(self, rows: list[dict]) -> list[dict]:
+        """One ledger row per row. A batch that held an item when its worker died runs one item at a time."""
         tracker, name = self.spec.tracker, self.stage.name
         started: bool
         deaths: list[int]
@@ -105,8 +104,12 @@ class StageWorker:
             outcomes += self._compute([row], died)
         return outcomes
 
-    def _compute(self, rows: list[dict], deaths: list[int]) -> list[Outcome]:
-        """Outcomes of ``rows`` (started in the tracker); ``deaths``: times each killed a worker before."""
+    def _compute(self, rows: list[dict], deaths: list[int]) -> list[dict]:
+        """Ledger rows of ``rows`` (started in the tracker); ``deaths``: times each killed a worker before.
+
+        The rows reach the tracker before this returns (and so before the batch moves on): the driver's
+        last drain of a phase then finds every outcome of it.
+        """
         index, spec = self.spec.index, self.spec
         outcomes: list[Outcome | None] = [None] * len(rows)
         todo = []
@@ -138,8 +141,10 @@ class StageWorker:
                 outcomes[i] = outcome
         done = [o for o in outcomes if o is not None]
         ok = sum(o.status == OK for o in done)
-        spec.tracker.finish.remote(self.stage.name, [r["item_id"] for r in rows], ok, len(done) - ok, timings)
-        return done
+        logged = [outcome_row(spec.run_id, self.stage.name, self.stage.version, o) for o in done]
+        ray.get(spec.tracker.finish.remote(self.stage.name, [r["item_id"] for r in rows], ok, len(done) - ok,
+                                           timings, logged))
+        return logged
 
     def _outcome(self, item_id: str, fp: str, result: Result | BaseException) -> Outcome:
         if isinstance(result, Reject):
@@ -153,8 +158,8 @@ class StageWorker:
                 item_id, fp, REJECTED, reason=f"error_{type(result).__name__}", message=str(result)[:500],
                 retryable=True,
             )
-        # every output carries the fingerprints of the stage outputs it was made from; a barrier
-        # stage's entry is set on the driver, where its hand-off happens
-        if not self.stage.barrier:
-            result.record["lineage"] = {**result.record.get("lineage", {}), self.stage.name: fp}
+        # every output carries the fingerprints of the stage outputs it was made from; a barrier stage's
+        # entry is the fingerprint its hand-off gives the next phase, so the logged record is final
+        lineage = self.stage.hand_off(item_id, fp, result.record)[1] if self.stage.barrier else fp
+        result.record["lineage"] = {**result.record.get("lineage", {}), self.stage.name: lineage}
         return Outcome(item_id, fp, OK, record=result.record, audio_seconds=result.audio_seconds)

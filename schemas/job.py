@@ -96,8 +96,11 @@ class RuntimeSpec(StrictModel):
     stall_timeout_s: float = Field(1800.0, gt=0, description="abort a run that makes no progress this long")
     max_attempts: int = Field(3, ge=1, description="tries per item before a retryable rejection is final")
     ledger_flush_seconds: float = Field(
-        10.0, gt=0, description="the driver appends finished outcomes to the ledger at least this often; a killed "
-        "driver redoes at most this much finished work (plus what was in flight)")
+        10.0, gt=0, description="every outcome reaches the ledger within this many seconds of its item finishing "
+        "at its stage: a killed driver redoes at most this much finished work (plus what was in flight)")
+    fail_fast_items: int = Field(
+        8, ge=0, description="a stage whose first this-many computed items (all, when fewer; at least 2) fail "
+        "with one same error stops the run with that error (0: never)")
 
 
 class _StagesBase(StrictModel):

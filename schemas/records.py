@@ -39,9 +39,9 @@ LEDGER_SCHEMA = pa.schema(
     ]
 )
 
-#: Rows streaming through one phase on Ray: an item, its latest record, and the outcomes it has
-#: collected so far. The driver plans every stage's fingerprint and earlier attempts up front;
-#: workers compute the stages from ``start`` on and append their outcomes, which the driver logs.
+#: Rows streaming through one phase on Ray: an item and its latest record. The driver plans every
+#: stage's fingerprint and earlier attempts up front; workers compute the stages from ``start`` on
+#: and hand each outcome to the run tracker, from which the driver logs it (``pipeline.tracker``).
 PHASE_SCHEMA = pa.schema(
     [
         pa.field("item_id", pa.string(), nullable=False),
@@ -50,7 +50,6 @@ PHASE_SCHEMA = pa.schema(
         pa.field("start", pa.int32(), nullable=False),  # index of the first stage to compute
         pa.field("fingerprints", pa.list_(pa.string()), nullable=False),  # one per stage of the phase
         pa.field("attempts", pa.list_(pa.int32()), nullable=False),  # earlier attempts, per stage
-        pa.field("outcomes", pa.list_(pa.struct(list(LEDGER_SCHEMA))), nullable=False),
     ]
 )
 
