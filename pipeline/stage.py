@@ -49,6 +49,8 @@ class StageContext:
     rejects: dict[str, dict[str, int]] = field(default_factory=dict)
     #: on the driver, for barrier stages: what the stages so far said a reader must know (e.g. test models)
     notices: list[str] = field(default_factory=list)
+    #: in a worker: the CPUs Ray gave it (after fitting, not what the config asked for); None on the driver
+    cpus: float | None = None
 
 
 @dataclass

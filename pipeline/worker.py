@@ -68,7 +68,9 @@ class StageWorker:
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self.stage = spec.stage_cls(spec.config, StageContext(Storage(spec.root), spec.input_base, spec.run_id))
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        self.stage = spec.stage_cls(spec.config, StageContext(Storage(spec.root), spec.input_base, spec.run_id,
+                                                              cpus=cpus))
         self.warnings = _WarningCounter()
         logging.captureWarnings(True)
         logging.getLogger().addHandler(self.warnings)

@@ -38,16 +38,21 @@ class StageConfig(StrictModel):
     #: fields holding model names or local model folders (a string, or a table of them): those that
     #: name an existing folder are made absolute, the others stay names (e.g. on the Hugging Face hub)
     model_ref_fields: ClassVar[tuple[str, ...]] = ()
+    #: fields that say how the work runs (threads, items per forward pass), never what it computes: on a
+    #: CPU the stage gives the same bytes whatever they are, so they stay out of the fingerprint as
+    #: resources do (on a GPU the ledger keeps the first bytes written)
+    execution_fields: ClassVar[tuple[str, ...]] = ()
 
     resources: Resources = Resources()
 
     def fingerprint_fields(self) -> dict:
-        """The settings that change the stage's output: everything but resources and where files live.
+        """The settings that change the stage's output: everything but resources, execution settings and
+        where files live.
 
         Path fields and local model folders only say where model files are; the stage's weights hash
         covers what is in them. So a moved checkout changes no fingerprint and no version id.
         """
-        fields = self.model_dump(mode="json", exclude={"resources", *self.path_fields})
+        fields = self.model_dump(mode="json", exclude={"resources", *self.execution_fields, *self.path_fields})
         for name in self.model_ref_fields:
             fields[name] = _names_only(fields[name])
         return fields

@@ -46,6 +46,7 @@ class SeparateConfig(StageConfig):
     """Demucs source separation into vocals and accompaniment."""
 
     path_fields = ("repo",)
+    execution_fields = ("batch_segments", "cpu_threads")
 
     resources: Resources = Resources(num_cpus=1.0, num_gpus=0.0, batch_size=4, max_workers=4)
     model: str = Field("htdemucs", description="Demucs model name (htdemucs, htdemucs_ft, mdx_extra, ...)")
@@ -55,13 +56,14 @@ class SeparateConfig(StageConfig):
     segment: float | None = Field(None, gt=0, description="seconds per segment (default: the model's own)")
     overlap: float = Field(0.25, ge=0, lt=1, description="overlap between consecutive segments")
     shifts: int = Field(0, ge=0, le=20, description="random time shifts averaged (the 'shift trick')")
-    batch_segments: int = Field(8, ge=1, description="segments, across songs, in one forward pass")
+    batch_segments: int = Field(8, ge=1, description="segments, across songs, in one forward pass on a GPU")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when the worker has a GPU")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="autocast dtype on GPU")
     accompaniment: AccompanimentRule = Field(
         "mixture_minus_vocals", description="how the accompaniment stem is formed"
     )
-    cpu_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
+    cpu_threads: int | None = Field(
+        None, ge=1, description="forwards a CPU worker runs side by side, one thread each (default: the CPUs it got)")
     activity_frame_seconds: float = Field(0.02, gt=0, le=1, description="frame of the vocal-activity envelope")
     activity_threshold_db: float = Field(-40.0, le=0, description="vocal frames above this (dBFS) are active")
     seed: int = Field(0, description="seed of the shift trick's random offsets (outputs are deterministic)")
@@ -144,14 +146,16 @@ class TokenizeConfig(StageConfig):
     """Semantic tokens of every kept clip's mixture, vocals and accompaniment, from a tokenizer artifact."""
 
     model_ref_fields = ("tokenizer",)
+    execution_fields = ("batch_clips", "cpu_threads")
 
     resources: Resources = Resources(num_cpus=1.0, num_gpus=0.0, batch_size=8, max_workers=4)
     tokenizer: str = Field(description="a tokenizer artifact's folder (ROOT/models/tokenizer/<id>), or 'latest': "
                            "the newest under the job's root")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when the worker has a GPU")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="autocast dtype on GPU")
-    batch_clips: int = Field(16, ge=1, description="clips (of similar length) in one forward pass")
-    cpu_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
+    batch_clips: int = Field(16, ge=1, description="clips (of similar length) in one forward pass on a GPU")
+    cpu_threads: int | None = Field(
+        None, ge=1, description="forwards a CPU worker runs side by side, one thread each (default: the CPUs it got)")
 
 
 class ShardConfig(StageConfig):

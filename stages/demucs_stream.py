@@ -25,6 +25,8 @@ import torch
 from demucs.apply import BagOfModels, apply_model
 from demucs.htdemucs import HTDemucs
 
+from .side_by_side import SideBySide
+
 VOCALS = "vocals"
 K = TypeVar("K", bound=Hashable)  # the caller's key for a song, handed back with its stems
 
@@ -38,6 +40,9 @@ class SeparationSettings:
     device: torch.device
     autocast_dtype: torch.dtype | None
     seed: int
+    #: on a CPU: each segment of a pass goes through the model alone, the pass's segments side by side
+    #: (so the stems are the same bytes whatever the thread count); None: one batched forward per pass
+    cpu_forwards: SideBySide | None = None
 
 
 @dataclass
@@ -182,10 +187,16 @@ class _Separator:
             if settings.autocast_dtype is not None
             else contextlib.nullcontext()
         )
-        with torch.no_grad(), autocast:
-            out = apply_model(
-                self.model, batch, shifts=0, split=False, device=settings.device, segment=settings.segment
-            )
+        def forward(segments: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad(), autocast:
+                return apply_model(
+                    self.model, segments, shifts=0, split=False, device=settings.device, segment=settings.segment
+                )
+
+        if settings.cpu_forwards is None:
+            out = forward(batch)
+        else:
+            out = torch.cat(settings.cpu_forwards.map(forward, [batch[i : i + 1] for i in range(len(batch))]))
         out = out.float().cpu()
         for row, (song, track, offset) in enumerate(chunk):
             n = min(seg_len, track.audio.shape[-1] - offset)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +22,7 @@ from .audio_stats import frame_rms_db
 from .demucs_models import is_smoke, load_separator, weights_digest
 from .demucs_stream import SeparationSettings, model_segment_seconds, separate_stream, warm_up
 from .model_provenance import trained_model_notice
+from .side_by_side import SideBySide, worker_threads
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +50,25 @@ class SeparateStage(BatchStage[SeparateConfig]):
 
     def setup(self) -> None:
         cfg = self.config
-        threads = cfg.cpu_threads or max(1, math.ceil(cfg.resources.num_cpus))
-        torch.set_num_threads(threads)
+        threads = worker_threads(cfg.cpu_threads, self.context.cpus)
         device = _device(cfg.device)
         self.model = load_separator(cfg.model, cfg.repo).to(device)
         on_gpu = device.type == "cuda"
+        if on_gpu:
+            torch.set_num_threads(threads)
         self.settings = SeparationSettings(
             segment=cfg.segment,
             overlap=cfg.overlap,
             shifts=cfg.shifts,
-            batch_segments=cfg.batch_segments if on_gpu else 1,  # batching only pays off on a GPU
+            # on a CPU: one segment per forward, ``threads`` forwards side by side (same bytes on any CPU count)
+            batch_segments=cfg.batch_segments if on_gpu else threads,
             device=device,
             autocast_dtype=AUTOCAST[cfg.precision] if on_gpu else None,
             seed=cfg.seed,
+            cpu_forwards=None if on_gpu else SideBySide(threads),
         )
         # On a GPU the host-side writing of finished songs overlaps the next forward passes; on a CPU
-        # the torch threads already use every core, so it runs in line.
+        # the forwards already use every core, so it runs in line.
         self.writer_threads = max(1, threads - 1) if on_gpu else 0
         self._warm_up()
         log.info("separate: %s on %s (%d threads, %d segments per pass)", cfg.model, device, threads,

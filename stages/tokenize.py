@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import zipfile
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from ..schemas.song_records import Clip, FilteredSong, KeptClips, TokenizedSong
 from ..schemas.stage_configs import TokenizeConfig
 from .audio_io import read_flac_span
 from .model_provenance import trained_model_notice
+from .side_by_side import SideBySide, worker_threads
 
 TOKENS = "tokens.npz"
 LATEST = "latest"
@@ -116,7 +116,12 @@ class TokenizeStage(BatchStage[TokenizeConfig]):
         cfg = self.config
         self.device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
-        torch.set_num_threads(cfg.cpu_threads or max(1, math.ceil(cfg.resources.num_cpus)))
+        threads = worker_threads(cfg.cpu_threads, self.context.cpus)
+        # on a CPU each clip is tokenized alone on one thread, clips side by side: the same tokens whatever
+        # the CPUs and whichever clips share a batch; on a GPU, clips of similar length go through together
+        self.cpu_forwards = SideBySide(threads) if self.device.type == "cpu" else None
+        if self.cpu_forwards is None:
+            torch.set_num_threads(threads)
         self.folder = self._folder()
         self.tokenizer = load_tokenizer(self.folder).to(self.device)
         self.rate = self.tokenizer.bestrq.config.sample_rate
@@ -130,21 +135,33 @@ class TokenizeStage(BatchStage[TokenizeConfig]):
         return taf.resample(torch.from_numpy(audio.mean(axis=0)), rate, self.rate)
 
     def _tokens(self, clips: list[torch.Tensor]) -> list[np.ndarray]:
-        """Tokens of each clip, batched by length (longest first) so padding stays small."""
-        out: list[np.ndarray] = [np.zeros(0)] * len(clips)
+        """Tokens of each clip: one clip per forward on a CPU, else batched by length (longest first)."""
         order = sorted(range(len(clips)), key=lambda i: -clips[i].numel())
-        for start in range(0, len(order), self.config.batch_clips):
-            chunk = order[start : start + self.config.batch_clips]
-            lengths = torch.tensor([clips[i].numel() for i in chunk])
-            batch = torch.zeros(len(chunk), int(lengths.max()))
-            for row, i in enumerate(chunk):
-                batch[row, : clips[i].numel()] = clips[i]
-            with torch.autocast(self.device.type, dtype=self.autocast or torch.float32,
-                                enabled=self.autocast is not None and self.device.type == "cuda"):
-                tokens, frames = self.tokenizer(batch.to(self.device), lengths.to(self.device))
-            for row, i in enumerate(chunk):
-                out[i] = tokens[row, : int(frames[row])].cpu().numpy().astype(token_dtype(self.codes))
+        if self.cpu_forwards is not None:
+            chunks = [[i] for i in order]
+        else:
+            chunks = [order[s : s + self.config.batch_clips] for s in range(0, len(order), self.config.batch_clips)]
+        def forward(chunk: list[int]) -> list[np.ndarray]:
+            return self._forward([clips[i] for i in chunk])
+
+        done = self.cpu_forwards.map(forward, chunks) if self.cpu_forwards else [forward(c) for c in chunks]
+        out: list[np.ndarray] = [np.zeros(0)] * len(clips)
+        for chunk, tokens in zip(chunks, done, strict=True):
+            for i, values in zip(chunk, tokens, strict=True):
+                out[i] = values
         return out
+
+    def _forward(self, clips: list[torch.Tensor]) -> list[np.ndarray]:
+        """One forward over ``clips``, zero-padded to the longest; each clip's tokens cut to its own frames."""
+        lengths = torch.tensor([clip.numel() for clip in clips])
+        batch = torch.zeros(len(clips), int(lengths.max()))
+        for row, clip in enumerate(clips):
+            batch[row, : clip.numel()] = clip
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.autocast or torch.float32,
+                                             enabled=self.autocast is not None and self.device.type == "cuda"):
+            tokens, frames = self.tokenizer(batch.to(self.device), lengths.to(self.device))
+        return [tokens[row, : int(frames[row])].cpu().numpy().astype(token_dtype(self.codes))
+                for row in range(len(clips))]
 
     def process_batch(self, items: list[tuple[str, dict, str]]) -> list[Result | BaseException]:
         """Tokenize the clips of every song of the batch together (length-sorted batches across songs), then

@@ -10,6 +10,8 @@ zero padding gives a clip alone, so a clip gets the same states (to float roundi
 
 from __future__ import annotations
 
+import threading
+
 import torchaudio
 from torch import Tensor, nn
 
@@ -17,12 +19,24 @@ from songcorpus.models.bestrq.features import padding_mask
 
 
 class _ZeroPaddedDepthwiseConv(nn.Module):
-    """A conformer layer's depthwise ``Conv1d``, fed zeros on the frames that ``padding`` marks."""
+    """A conformer layer's depthwise ``Conv1d``, fed zeros on the frames that ``padding`` marks.
+
+    ``padding`` is set by :meth:`Encoder.forward` for the length of one call, per thread: a CPU worker
+    runs several forwards of one model side by side, and each must see its own mask.
+    """
 
     def __init__(self, conv: nn.Conv1d) -> None:
         super().__init__()
         self.conv = conv
-        self.padding: Tensor | None = None  # (batch, frames), set by Encoder.forward for the length of one call
+        self._call = threading.local()
+
+    @property
+    def padding(self) -> Tensor | None:  # (batch, frames) of the call running on this thread
+        return getattr(self._call, "padding", None)
+
+    @padding.setter
+    def padding(self, value: Tensor | None) -> None:
+        self._call.padding = value
 
     def forward(self, x: Tensor) -> Tensor:  # (batch, channels, frames)
         if self.padding is not None:

@@ -196,6 +196,20 @@ def test_background_writer_gives_the_same_stems_as_in_line(tmp_path, smoke_repo)
     assert outputs[0] == outputs[1]
 
 
+def test_stems_are_the_same_bytes_whatever_cpus_the_worker_got(tmp_path, smoke_repo):
+    """Thread counts change float sums; on a CPU each segment runs on one thread, side by side."""
+    outputs = []
+    for cpus in (1.0, 2.0, 3.0):
+        config = SeparateConfig(model=SMOKE_MODEL, repo=smoke_repo)
+        stage = SeparateStage(config, StageContext(Storage(str(tmp_path / f"c{cpus:g}")), cpus=cpus))
+        stage.setup()
+        assert stage.settings.cpu_forwards is not None and stage.settings.cpu_forwards.threads == int(cpus)
+        songs = [_song(stage.context.storage, f"s{i}", 5.0 + i, i) for i in range(3)]
+        results = stage.process_batch([(f"s{i}", rec, f"fp{i}") for i, (rec, _) in enumerate(songs)])
+        outputs.append([_stem_bytes(stage, r) for r in results])
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
 def _failing_over(limit: int):
     """apply_model that runs out of memory on batches of more than ``limit`` segments (fault injection)."""
 
@@ -210,7 +224,7 @@ def _failing_over(limit: int):
 def test_out_of_memory_halves_the_batch_and_redoes_unwritten_songs(tmp_path, smoke_repo, monkeypatch):
     reference = _stage(tmp_path / "ref", smoke_repo)
     stage = _stage(tmp_path / "oom", smoke_repo)
-    stage.settings = replace(stage.settings, batch_segments=8)
+    stage.settings = replace(stage.settings, batch_segments=8, cpu_forwards=None)  # batched, as on a GPU
     items = {}
     for st in (reference, stage):
         songs = [_song(st.context.storage, f"s{i}", 4.0 + 3 * i, i) for i in range(3)]
@@ -248,7 +262,7 @@ def test_warm_up_runs_one_pass_of_the_production_batch_shape(model, monkeypatch)
 
 def test_warm_up_finds_a_batch_that_fits_before_the_first_song(tmp_path, smoke_repo, monkeypatch):
     stage = _stage(tmp_path, smoke_repo)
-    stage.settings = replace(stage.settings, batch_segments=16)
+    stage.settings = replace(stage.settings, batch_segments=16, cpu_forwards=None)  # batched, as on a GPU
     monkeypatch.setattr(demucs_stream, "apply_model", _failing_over(4))
     stage._warm_up()
     assert stage.settings.batch_segments == 4

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from songcorpus.pipeline.dataset_reader import open_dataset
 from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.runner import run_job
+from songcorpus.pipeline.stage import StageContext
 from songcorpus.pipeline.storage import Storage
 from songcorpus.schemas.job import JobSpec
 from songcorpus.schemas.stage_configs import TokenizeConfig
@@ -44,6 +46,22 @@ def test_without_a_tokenizer_the_stage_sits_out_and_says_why(tmp_path: Path) -> 
 def test_token_members_are_deterministic_bytes() -> None:
     arrays = {"a.song": np.arange(5, dtype=np.uint16)}
     assert npz_bytes(arrays) == npz_bytes(dict(arrays))
+
+
+def test_a_clips_tokens_do_not_depend_on_cpus_or_batch_mates(tmp_path: Path) -> None:
+    """On a CPU each clip is tokenized alone on one thread: the same tokens with 1 or 3 CPUs, alone or batched."""
+    folder = tmp_path / "models" / "tokenizer" / publish_random_tokenizer(tmp_path, 0)
+    rng = np.random.default_rng(0)
+    clips = [torch.from_numpy(rng.standard_normal(int(24000 * s)).astype(np.float32)) * 0.1 for s in (3.1, 1.7, 2.4)]
+    outputs = []
+    for cpus, batch in ((1.0, clips), (3.0, clips), (2.0, [clips[1]]), (2.0, [clips[2], clips[0], clips[1]])):
+        stage = TokenizeStage(TokenizeConfig(tokenizer=str(folder), batch_clips=2),
+                              StageContext(Storage(str(tmp_path)), cpus=cpus))
+        stage.setup()
+        tokens = {int(clip.numel()): values for clip, values in zip(batch, stage._tokens(batch), strict=True)}
+        outputs.append(tokens)
+    assert all(np.array_equal(outputs[0][n], out[n]) for out in outputs[1:] for n in out)
+    assert [len(outputs[0][int(c.numel())]) for c in clips] == [155, 85, 120]  # 50 Hz
 
 
 @pytest.mark.timeout(900)
