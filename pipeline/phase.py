@@ -236,6 +236,7 @@ def stream_phase(
     def consume() -> None:
         try:
             for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+                assert isinstance(batch, pa.Table)  # batch_format="pyarrow"
                 rows_out[0] += batch.num_rows
         except BaseException as exc:  # noqa: BLE001 - re-raised in the driver thread below
             failure.append(exc)

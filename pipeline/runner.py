@@ -20,12 +20,14 @@ from ..schemas.job import JobSpec
 from ..schemas.records import OK, Outcome
 from . import report as report_mod
 from .console import PhaseProgress, run_log
+from .errors import UserError
 from .ledger import Ledger, LedgerWriter, outcome_row
 from .phase import InputRow, PhaseRun, PhaseStage, StallError, plan_phase, stream_phase
 from .registry import stage_class
 from .resources import ResourcePlan, fit_resources
-from .runtime import Cluster, start_ray
-from .stage import Stage, StageContext
+from .root_lock import RootLock
+from .runtime import Cluster, check_address, start_ray, stop_ray
+from .stage import Source, Stage, StageContext
 from .storage import Storage
 from .tracker import Tracker
 from .versions import stage_identity
@@ -74,6 +76,8 @@ class RunSession:
         self.plans: list[ResourcePlan] = []
         self.notices: list[str] = []
         self.tracker_snapshot: dict = {"stages": {}, "warnings": {}}
+        #: each stage's preflight, done before any work by ``run_job`` (else when its phase starts)
+        self.checked: dict[str, StageCheck] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -92,12 +96,12 @@ class RunSession:
             if plan.note:
                 log.warning("%s: %s", plan.stage, plan.note)
         self.plans.extend(resources)
+        unchecked = [(cls, cfg) for cls, cfg in stages if cls.name not in self.checked]
+        self.checked.update(preflight(unchecked, storage))
         phase: list[PhaseStage] = []
         for (cls, cfg), plan in zip(stages, resources, strict=True):
-            driver_side = cls(cfg, StageContext(storage, run.input_base, run.run_id))
-            weights = driver_side.weights_hash()  # also the preflight: a model that cannot load stops here
-            self.notices += driver_side.notices()
-            phase.append(PhaseStage(cls, cfg, weights, plan))
+            self.notices += self.checked[cls.name].notices
+            phase.append(PhaseStage(cls, cfg, self.checked[cls.name].weights, plan))
         decided = plan_phase(run, phase, iter(rows))
         names = [st.name for st in phase]
         reused = [ok + rej for ok, rej in zip(decided.reused_ok, decided.reused_rejected, strict=True)]
@@ -124,6 +128,39 @@ class RunSession:
         return next_rows
 
 
+class PreflightError(UserError):
+    """A stage cannot work with what the job gave it (a model that does not load, a missing path)."""
+
+
+@dataclass(frozen=True)
+class StageCheck:
+    """What a stage's preflight found: its weights hash and what a reader of its output must know."""
+
+    weights: str | None
+    notices: list[str]
+
+
+def preflight(stages: Sequence[tuple[type[Stage], StageConfig]], storage: Storage) -> dict[str, StageCheck]:
+    """Check on the driver, before any work, that every stage has what it needs (its models load).
+
+    A model, a path or a device that is missing is the job's failure, reported once here, not a
+    rejection of every item; the error names the stage and what failed.
+    """
+    checked = {}
+    for cls, cfg in stages:
+        stage = cls(cfg, StageContext(storage))
+        try:
+            stage.preflight()
+            weights = stage.weights_hash()  # loads the model where the hash is of the model itself
+            notices = stage.notices()
+        except UserError as exc:
+            raise PreflightError(f"stage {cls.name}: {exc}") from exc
+        except Exception as exc:
+            raise PreflightError(f"stage {cls.name} cannot start: {type(exc).__name__}: {exc}") from exc
+        checked[cls.name] = StageCheck(weights, notices)
+    return checked
+
+
 def _job_record(job: JobSpec, configs: dict[str, StageConfig]) -> dict:
     """What a dataset version records of the job that made it: only what changes the data."""
     return {"name": job.name, "input": job.input.model_dump(mode="json"),
@@ -131,29 +168,59 @@ def _job_record(job: JobSpec, configs: dict[str, StageConfig]) -> dict:
 
 
 def run_job(job: JobSpec, job_text: str, *, verbose: bool = False) -> RunResult:
-    """Run or resume ``job``. Everything already computed with the same fingerprint is reused."""
+    """Run or resume ``job``. Everything already computed with the same fingerprint is reused.
+
+    What can fail fast is checked first, in this order, before anything slow or any write: the
+    cluster address, the root's lock (one run writes a root at a time), every stage's preflight.
+    """
     storage = Storage(job.root)
+    check_address(job.runtime.address)
     run_id = new_run_id()
-    run_dir = f"runs/{run_id}"
-    storage.write_bytes(f"{run_dir}/job.toml", job_text.encode())  # preflight: the root is writable
-    log_path = Path(storage.full(f"{run_dir}/run.log")) if storage.is_local else None
-    with run_log(log_path):
-        return _run(job, storage, run_id, run_dir, log_path, verbose)
+    with RootLock(storage, run_id):
+        classes = [stage_class(name) for name in job.stages.enabled()]
+        configs = {cls.name: _config(job, cls.name) for cls in classes}
+        skipped = {cls.name: why for cls in classes if (why := cls.skip_reason(configs[cls.name], storage))}
+        classes = [cls for cls in classes if cls.name not in skipped]
+        checked = preflight([(cls, configs[cls.name]) for cls in classes], storage)
+        run_dir = f"runs/{run_id}"
+        storage.write_bytes(f"{run_dir}/job.toml", job_text.encode())
+        log_path = Path(storage.full(f"{run_dir}/run.log")) if storage.is_local else None
+        with run_log(log_path):
+            return _run(_Prepared(job, storage, run_id, run_dir, log_path, verbose, classes, checked, skipped))
 
 
-def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Path | None,
-         verbose: bool) -> RunResult:
-    classes = [stage_class(name) for name in job.stages.enabled()]
+@dataclass(frozen=True)
+class _Prepared:
+    """A run that passed its preflight and holds its root."""
+
+    job: JobSpec
+    storage: Storage
+    run_id: str
+    run_dir: str
+    log_path: Path | None
+    verbose: bool
+    classes: list[type[Stage]]
+    checked: dict[str, StageCheck]
+    skipped: dict[str, str]
+
+
+def _run(prep: _Prepared) -> RunResult:
+    source = prep.classes[0].read_source(prep.job.input, prep.storage)
+    cluster = start_ray(prep.job.runtime.address, prep.job.runtime.num_cpus, log_to_driver=prep.verbose)
+    try:
+        return _run_on(prep, cluster, source)
+    finally:
+        if cluster.started_session:  # a Ray this run started ends with it, workers included
+            stop_ray(cluster)
+
+
+def _run_on(prep: _Prepared, cluster: Cluster, source: Source) -> RunResult:
+    job, storage, run_id, classes = prep.job, prep.storage, prep.run_id, prep.classes
     configs = {cls.name: _config(job, cls.name) for cls in classes}
-    skipped = {cls.name: why for cls in classes if (why := cls.skip_reason(configs[cls.name], storage))}
-    classes = [cls for cls in classes if cls.name not in skipped]
-    configs = {name: cfg for name, cfg in configs.items() if name not in skipped}
-    source = classes[0].read_source(job.input, storage)
-    cluster = start_ray(job.runtime.address, job.runtime.num_cpus, log_to_driver=verbose)
     log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
-    if log_path is not None:
-        log.info("library and engine logs of this run: %s", log_path)
-    if not verbose:
+    if prep.log_path is not None:
+        log.info("library and engine logs of this run: %s", prep.log_path)
+    if not prep.verbose:
         log.info("worker output (library chatter, tracebacks of failed items) is in Ray's logs on each node "
                  "(/tmp/ray/session_latest/logs); warnings are counted in the report; --verbose shows it all")
     phases = split_phases(classes)
@@ -165,7 +232,8 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
         flush_seconds=job.runtime.ledger_flush_seconds, fail_fast_items=job.runtime.fail_fast_items,
         identities={cls.name: stage_identity(configs[cls.name].fingerprint_fields(), cls.version) for cls in classes},
     )
-    source.notices.extend(f"stage {name} left out of this run: {why}" for name, why in skipped.items())
+    session.checked.update(prep.checked)
+    source.notices.extend(f"stage {name} left out of this run: {why}" for name, why in prep.skipped.items())
     started = time.time()
     rows = [InputRow(r["item_id"], r["fingerprint"], json.dumps(r["record"], sort_keys=True)) for r in source.rows]
     status = "failed"
@@ -183,7 +251,7 @@ def _run(job: JobSpec, storage: Storage, run_id: str, run_dir: str, log_path: Pa
             finished=time.time(), stages=classes, plans=session.plans, notices=session.notices + source.notices,
             tracker=session.tracker_snapshot,
         )
-        report_path = report_mod.write_report(storage, run_dir, report)
+        report_path = report_mod.write_report(storage, prep.run_dir, report)
     return RunResult(run_id, status, report, report_path)
 
 

@@ -15,11 +15,15 @@ on by itself, so it needs ``RAY_AUTH_MODE=token`` and the same token; nodes and 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 
@@ -52,46 +56,113 @@ class Cluster:
     cpus: float
     gpus: float
     nodes: int = 1
+    #: the session folder of a Ray this process started (None when it joined a cluster or Ray was running)
+    started_session: str | None = None
 
     def describe(self) -> str:
         where = self.address or "embedded local Ray"
         return f"{where}: {self.nodes} node(s), {self.cpus:g} CPUs, {self.gpus:g} GPUs"
 
 
+def cluster_address(address: str | None) -> tuple[str | None, str]:
+    """The cluster to join: ``address``, else ``RAY_ADDRESS``, else None (embedded); and where it came from."""
+    source = "" if address else " (from RAY_ADDRESS)"
+    return (address or os.environ.get("RAY_ADDRESS") or "").strip() or None, source
+
+
+def check_address(address: str | None) -> None:
+    """Fail within seconds when the cluster ``address`` (or ``RAY_ADDRESS``) names cannot be joined.
+
+    Cheap, so commands call it before anything slow (a synthetic corpus, a model load) or any write.
+    """
+    resolved, source = cluster_address(address)
+    if resolved and resolved != "auto":  # "auto": the cluster this machine's `ray start` wrote down; ray.init finds it
+        check_cluster_address(resolved, source)
+
+
 def start_ray(address: str | None = None, num_cpus: int | None = None, *, log_to_driver: bool = True) -> Cluster:
     """Connect to ``address`` (or ``RAY_ADDRESS``), else start a local Ray in this process.
 
     Raises :class:`ClusterConnectionError` within seconds when the address cannot be joined.
-    Without ``log_to_driver`` the workers' own output (library chatter, tracebacks of failed
-    items) stays in Ray's session logs instead of the console; the engine's progress is unaffected.
+    Without an address the Ray is embedded even on a machine where ``ray start`` runs a cluster
+    (``ray.init`` alone would join that one). Without ``log_to_driver`` the workers' own output
+    (library chatter, tracebacks of failed items) stays in Ray's session logs instead of the
+    console; the engine's progress is unaffected.
     """
-    source = "" if address else " (from RAY_ADDRESS)"
-    address = (address or os.environ.get("RAY_ADDRESS") or "").strip() or None
+    address, _ = cluster_address(address)
+    started_session = None
     if not ray.is_initialized():
         if address:
-            if address != "auto":  # "auto": the cluster this machine's `ray start` wrote down; ray.init finds it
-                check_cluster_address(address, source)
+            check_address(address)
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver)
         else:
             ray.init(
+                address="local",
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 logging_level=logging.WARNING,
                 log_to_driver=log_to_driver,
                 configure_logging=True,
             )
+            started_session = _session_dir()
     # The engine logs its own per-stage progress; Ray Data's block-level bars would drown it.
     ray.data.DataContext.get_current().enable_progress_bars = False
     resources = ray.cluster_resources()
     alive = sum(1 for node in ray.nodes() if node.get("Alive"))
-    cluster = Cluster(address, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), alive)
+    cluster = Cluster(address, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), alive,
+                      started_session)
     log.info("ray: %s", cluster.describe())
     return cluster
 
 
-def stop_ray() -> None:
+def _session_dir() -> str | None:
+    node = getattr(ray._private.worker, "_global_node", None)  # private; Ray 2.60 has no public accessor
+    return node.get_session_dir_path() if node is not None else None
+
+
+def stop_ray(cluster: Cluster | None = None) -> None:
+    """Shut Ray down; for a Ray that ``cluster`` says this process started, end every worker it left behind.
+
+    ``ray.shutdown`` stops the head's own processes; a worker that is busy in native code when its
+    raylet goes may outlive it (one ``MapWorker`` was found alive 45 minutes after a run). The
+    session folder names every worker process of that Ray (``python-core-worker-<id>_<pid>.log``);
+    those still alive and still Ray workers are killed by pid, nothing else.
+    """
     if ray.is_initialized():
         ray.shutdown()
+    if cluster is not None and cluster.started_session:
+        end_leftover_workers(Path(cluster.started_session))
+
+
+def end_leftover_workers(session: Path, wait_s: float = 10.0) -> list[int]:
+    """Kill the worker processes of the Ray session in ``session`` that are still alive; returns their pids."""
+    pids = []
+    for log_file in (session / "logs").glob("python-core-worker-*_*.log"):
+        pid = int(log_file.stem.rsplit("_", 1)[1])
+        if _is_ray_worker(pid):
+            pids.append(pid)
+    deadline = time.monotonic() + wait_s
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:  # give them a moment to notice their raylet is gone
+        time.sleep(0.2)
+        alive = [pid for pid in alive if _is_ray_worker(pid)]
+    for pid in alive:
+        log.warning("ending Ray worker %d, left running after its Ray was shut down", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+def _is_ray_worker(pid: int) -> bool:
+    """True while ``pid`` is a live Ray worker process (its command line says so; a reused pid does not)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            command = cmdline.read()
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z" and (command.startswith(b"ray::") or b"default_worker.py" in command)
 
 
 def parse_gcs_address(address: str, source: str = "") -> tuple[str, int]:

@@ -123,6 +123,10 @@ class Stage(ABC, Generic[C]):
     def setup(self) -> None:
         """Load models and other per-worker state. Called once per worker before any item."""
 
+    def preflight(self) -> None:
+        """Check on the driver, before any work, that what this stage needs is there (its models load, its
+        paths exist); raise with what to change. :meth:`weights_hash` runs right after it."""
+
     def notices(self) -> list[str]:
         """Lines the run report must show first (e.g. that a smoke-test model was used)."""
         return []

@@ -15,6 +15,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import huggingface_hub
 import nltk
 import numpy as np
 import torch
@@ -22,12 +23,13 @@ import torchaudio.functional as taf
 import whisperx
 from whisperx.utils import PUNKT_LANGUAGES
 
+from ..pipeline.errors import UserError
 from ..pipeline.stage import Reject, Result, Stage
 from ..pipeline.storage import artifact_path
 from ..schemas.lyrics import LyricLine
 from ..schemas.song_records import AlignedLine, AlignedSong, Alignment, AlignmentSummary, SeparatedSong, Word
 from ..schemas.stage_configs import AlignConfig
-from .align_models import SMOKE_ALIGN_MODEL, build_smoke_align_model, provision_punkt
+from .align_models import SMOKE_ALIGN_MODEL, build_smoke_align_model, check_hf_ctc_folder, provision_punkt
 from .audio_io import read_flac
 from .coarse_align import SAMPLE_RATE, emissions, line_windows
 from .lyrics import LyricsError, parse_lyrics
@@ -76,6 +78,8 @@ class AlignStage(Stage[AlignConfig]):
                     language, str(self.device), model_name=self._model_name(language)
                 )
             except (ValueError, OSError) as exc:  # WhisperX: no default model; HF: not found/offline
+                if language in self.config.models:  # the job named it: its failure, not this song's
+                    raise RuntimeError(f"stages.align.models.{language} does not load: {exc}") from exc
                 raise Reject(
                     "no_alignment_model",
                     f"no alignment model for language {language!r} ({exc}); set stages.align.models.{language}",
@@ -87,6 +91,22 @@ class AlignStage(Stage[AlignConfig]):
         if self.config.smoke_dir:
             return {"*": build_smoke_align_model(Path(self.config.smoke_dir) / SMOKE_ALIGN_MODEL)}
         return {lang: Path(m) for lang, m in sorted(self.config.models.items()) if Path(m).is_dir()}
+
+    def preflight(self) -> None:
+        """Every model the job names must be there: a local folder with a wav2vec2 CTC model and its processor
+        (read without its weights, so a rerun stays cheap), or a hub name in the Hugging Face cache when the
+        hub cannot be reached (``HF_HUB_OFFLINE``)."""
+        if self.config.smoke_dir:
+            return
+        for language, name in sorted(self.config.models.items()):
+            key = f"stages.align.models.{language}"
+            folder = Path(name)
+            if folder.is_absolute() or folder.exists() or name.count("/") > 1 or name.startswith((".", "~")):
+                check_hf_ctc_folder(folder, key)
+            elif huggingface_hub.constants.HF_HUB_OFFLINE and not isinstance(
+                    huggingface_hub.try_to_load_from_cache(name, "config.json"), str):
+                raise UserError(f"{key} = {name!r}: not a folder, and not in the Hugging Face cache (HF_HUB_OFFLINE "
+                                "is set, so it cannot be downloaded): give a local model folder or fill the cache")
 
     def weights_hash(self) -> str:
         """Hashes the weights of local models (hub names are in the config), so a retrain re-runs alignment."""

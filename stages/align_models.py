@@ -15,12 +15,16 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoConfig,
     Wav2Vec2Config,
     Wav2Vec2CTCTokenizer,
     Wav2Vec2FeatureExtractor,
     Wav2Vec2ForCTC,
     Wav2Vec2Processor,
 )
+
+from ..pipeline.errors import UserError
+from .model_provenance import HF_WEIGHT_FILES
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +76,18 @@ def provision_punkt(nltk_dir: Path, languages: list[str]) -> Path:
                 path.write_text("")
     return nltk_dir
 
+
+def check_hf_ctc_folder(folder: Path, key: str) -> None:
+    """Raise a :class:`UserError` naming ``key`` unless ``folder`` holds a CTC model's config, weights and
+    processor (the weights are not loaded: that is the worker's job)."""
+    if not folder.is_dir():
+        raise UserError(f"{key} = {str(folder)!r}: no such folder (a relative path resolves against the folder "
+                        "songcorpus runs in, or the songcorpus project; see the README)")
+    if not any((folder / name).is_file() for name in HF_WEIGHT_FILES[1:]):
+        raise UserError(f"{key} = {str(folder)!r} holds no weights ({' or '.join(HF_WEIGHT_FILES[1:])})")
+    try:
+        AutoConfig.from_pretrained(folder)
+        Wav2Vec2Processor.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{key} = {str(folder)!r} is not a wav2vec2 CTC model folder with its processor: "
+                        f"{str(exc).splitlines()[0]}") from None

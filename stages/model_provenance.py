@@ -13,7 +13,7 @@ from pathlib import Path
 from ..schemas.model_artifact import ARTIFACT_FILE, ModelArtifact
 
 #: files that hold a Hugging Face model's identity (weights and architecture)
-_HF_WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
+HF_WEIGHT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
 
 
 def enclosing_artifact(folder: str | Path) -> ModelArtifact | None:
@@ -37,8 +37,9 @@ def trained_model_notice(stage: str, folder: str | Path) -> str | None:
 def hf_folder_digest(folder: Path) -> str:
     """sha256 of a local Hugging Face model folder's config and weights: a retrained model re-runs the stage."""
     h = hashlib.sha256()
-    for name in _HF_WEIGHT_FILES:
+    for name in HF_WEIGHT_FILES:
         if (folder / name).is_file():
             h.update(name.encode())
             h.update((folder / name).read_bytes())
     return h.hexdigest()[:32]
+
