@@ -28,10 +28,12 @@ def _describe(err: ErrorDetails) -> str:
     return f"{path}: {err['msg']}{got_text}"
 
 
-#: Keys holding paths; local ones are made absolute against the current folder when the job is read,
-#: so that every Ray worker sees the same files whatever its working directory.
+#: Keys holding paths; local ones are made absolute when the job is read (see :func:`resolve_local`), so
+#: that every Ray worker sees the same files whatever its working directory.
 PATH_KEYS = (("root",), ("input", "manifest"), ("input", "directory"), ("input", "base_dir"),
              *(("stages", d.name, field) for d in STAGES for field in d.config.path_fields))
+#: The songcorpus project this code runs from (its jobs/ and assets/): the same path on every node of a cluster.
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 #: Keys holding model names or local model folders: values that name an existing folder become absolute.
@@ -45,9 +47,20 @@ def _parent(data: dict, keys: tuple[str, ...]) -> dict | None:
     return parent if isinstance(parent, dict) else None
 
 
+def resolve_local(value: str, base: Path) -> Path:
+    """A relative path of a job: under ``base`` (the current folder) when it is there, else under the
+    songcorpus project when it is there (a job's ``assets/...`` under ``ray job submit``, whose driver runs
+    in a temporary copy of the shipped folder), else under ``base``."""
+    here = (base / value).resolve()
+    if here.exists() or Path(value).is_absolute():
+        return here
+    shipped = (PROJECT / value).resolve()
+    return shipped if shipped.exists() else here
+
+
 def _local_folder(value: str, base: Path) -> str:
-    folder = base / value
-    return str(folder.resolve()) if "://" not in value and folder.is_dir() else value
+    folder = resolve_local(value, base)
+    return str(folder) if "://" not in value and folder.is_dir() else value
 
 
 def _absolute_paths(data: dict, base: Path) -> None:
@@ -55,7 +68,8 @@ def _absolute_paths(data: dict, base: Path) -> None:
         parent = _parent(data, keys)
         value = parent.get(keys[-1]) if parent else None
         if parent and isinstance(value, str) and "://" not in value:
-            parent[keys[-1]] = str((base / value).resolve())
+            # an output root is where the user runs; inputs and models may also be the project's own
+            parent[keys[-1]] = str((base / value).resolve() if keys == ("root",) else resolve_local(value, base))
     for keys in MODEL_KEYS:
         parent = _parent(data, keys)
         value = parent.get(keys[-1]) if parent else None
@@ -85,7 +99,7 @@ def parse_job(text: str, *, source: str = "<job>", root: str | None = None, base
 
 
 def load_job(path: str | Path, *, root: str | None = None) -> tuple[JobSpec, str]:
-    """Read a job file. Relative ``root`` and input paths resolve against the current directory."""
+    """Read a job file. Relative paths resolve against the current folder (see :func:`resolve_local`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

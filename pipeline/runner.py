@@ -26,7 +26,7 @@ from .phase import InputRow, PhaseRun, PhaseStage, StallError, plan_phase, strea
 from .registry import stage_class
 from .resources import ResourcePlan, fit_resources
 from .root_lock import RootLock
-from .runtime import Cluster, check_address, start_ray, stop_ray
+from .runtime import Cluster, check_address, ray_session
 from .stage import Source, Stage, StageContext
 from .storage import Storage
 from .tracker import Tracker
@@ -206,12 +206,8 @@ class _Prepared:
 
 def _run(prep: _Prepared) -> RunResult:
     source = prep.classes[0].read_source(prep.job.input, prep.storage)
-    cluster = start_ray(prep.job.runtime.address, prep.job.runtime.num_cpus, log_to_driver=prep.verbose)
-    try:
+    with ray_session(prep.job.runtime.address, prep.job.runtime.num_cpus, log_to_driver=prep.verbose) as cluster:
         return _run_on(prep, cluster, source)
-    finally:
-        if cluster.started_session:  # a Ray this run started ends with it, workers included
-            stop_ray(cluster)
 
 
 def _run_on(prep: _Prepared, cluster: Cluster, source: Source) -> RunResult:

@@ -22,6 +22,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,18 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, *, log_to
                       started_session)
     log.info("ray: %s", cluster.describe())
     return cluster
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None, *,
+                log_to_driver: bool = True) -> Iterator[Cluster]:
+    """:func:`start_ray` for the block; a Ray it started is stopped at its end, workers included."""
+    cluster = start_ray(address, num_cpus, log_to_driver=log_to_driver)
+    try:
+        yield cluster
+    finally:
+        if cluster.started_session:
+            stop_ray(cluster)
 
 
 def _session_dir() -> str | None:

@@ -7,6 +7,7 @@ import json
 from .ledger import Ledger, latest_run
 from .registry import stage_class
 from .report import format_sections, format_summary_table, stage_summary
+from .root_lock import read_holder
 from .storage import Storage
 
 
@@ -28,7 +29,12 @@ def status_text(root: str, run_id: str | None = None) -> str:
             rows = ledger.run_rows(stage, run_id)
             if rows.num_rows:
                 summaries.append(stage_summary(stage, int(rows["stage_version"][0].as_py()), rows))
-        state, notices = "running (or killed before it finished); counts as of the last ledger flush", ""
+        holder = read_holder(storage)
+        if holder is not None and holder.run_id == run_id and not holder.is_stale():
+            state = f"running ({holder.describe()}); counts of what the ledger holds (flushed within seconds)"
+        else:
+            state = "stopped before it finished (killed); counts of what reached the ledger: run the job again"
+        notices = ""
     closed = all(s["input"] == s["ok"] + s["rejected"] for s in summaries)
     return (
         f"{notices}run {run_id}: {state}\n{format_summary_table(summaries)}\n"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: where a stage's model runs: ``auto`` is the GPU when the worker holds one, else the CPU
+Device = Literal["auto", "cpu", "cuda"]
 
 #: what a local model folder reads as in a fingerprint (its weights hash says which weights it holds)
 LOCAL_MODEL = "<local folder>"
@@ -44,6 +47,13 @@ class StageConfig(StrictModel):
     execution_fields: ClassVar[tuple[str, ...]] = ()
 
     resources: Resources = Resources()
+
+    @model_validator(mode="after")
+    def _cuda_needs_a_gpu(self) -> StageConfig:
+        if getattr(self, "device", None) == "cuda" and self.resources.num_gpus == 0:
+            raise ValueError("device = 'cuda' but resources.num_gpus = 0: Ray places such a worker where no GPU is "
+                             "reserved for it; set resources.num_gpus (e.g. 1), or device = 'auto'")
+        return self
 
     def fingerprint_fields(self) -> dict:
         """The settings that change the stage's output: everything but resources, execution settings and

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .base import Resources, StageConfig
+from .base import Device, Resources, StageConfig
 
 #: How the accompaniment stem is formed from Demucs' stems.
 AccompanimentRule = Literal["sum_of_stems", "mixture_minus_vocals"]
@@ -57,7 +57,7 @@ class SeparateConfig(StageConfig):
     overlap: float = Field(0.25, ge=0, lt=1, description="overlap between consecutive segments")
     shifts: int = Field(0, ge=0, le=20, description="random time shifts averaged (the 'shift trick')")
     batch_segments: int = Field(8, ge=1, description="segments, across songs, in one forward pass on a GPU")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when the worker has a GPU")
+    device: Device = Field("auto", description="auto = cuda when the worker has a GPU")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="autocast dtype on GPU")
     accompaniment: AccompanimentRule = Field(
         "mixture_minus_vocals", description="how the accompaniment stem is formed"
@@ -84,7 +84,7 @@ class AlignConfig(StageConfig):
         None, description="folder for offline random test models: every language uses the tiny smoke model"
     )
     default_language: str = Field("en", description="language of songs whose manifest row names none")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     chunk_seconds: float = Field(20.0, gt=1, le=120, description="audio per CTC pass when locating lines")
     line_pad_seconds: float = Field(0.3, ge=0, description="slack around LRC line windows")
     max_line_seconds: float = Field(30.0, gt=0, description="window of an LRC line with no following timestamp")
@@ -151,7 +151,7 @@ class TokenizeConfig(StageConfig):
     resources: Resources = Resources(num_cpus=1.0, num_gpus=0.0, batch_size=8, max_workers=4)
     tokenizer: str = Field(description="a tokenizer artifact's folder (ROOT/models/tokenizer/<id>), or 'latest': "
                            "the newest under the job's root")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when the worker has a GPU")
+    device: Device = Field("auto", description="auto = cuda when the worker has a GPU")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="autocast dtype on GPU")
     batch_clips: int = Field(16, ge=1, description="clips (of similar length) in one forward pass on a GPU")
     cpu_threads: int | None = Field(
@@ -160,6 +160,8 @@ class TokenizeConfig(StageConfig):
 
 class ShardConfig(StageConfig):
     """WebDataset shards of the kept clips, split by a stable hash of the group key, as a dataset version."""
+
+    execution_fields = ("publish_empty",)
 
     resources: Resources = Resources(num_cpus=0.5, batch_size=4, max_workers=4)
     splits: dict[str, float] = Field(
@@ -171,6 +173,9 @@ class ShardConfig(StageConfig):
     audio_members: tuple[Literal["mix", "vocals", "accomp"], ...] = Field(
         ("mix", "vocals", "accomp"), description="FLAC audio members written per sample (may be empty)"
     )
+    publish_empty: bool = Field(
+        False, description="publish (and name as LATEST) a version with no clips; by default such a run fails "
+        "and leaves LATEST as it was")
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> ShardConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,7 @@ def _load(args: argparse.Namespace) -> tuple[JobSpec, str]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .pipeline.runtime import start_ray
+    from .pipeline.runtime import ray_session
     from .training.dslm import train_dslm
     from .training.ldm import train_ldm, train_vae
     from .training.tokenizer import train_tokenizer
@@ -59,12 +60,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not wanted:
         print(f"error: {args.job} has no [train.{'|'.join(args.only or trainers)}] section", file=sys.stderr)
         return 2
-    start_ray(job.runtime.address, job.runtime.num_cpus)
-    for name in wanted:
-        artifact = trainers[name](job.root, getattr(job.train, name), job.name)
-        print(f"{name}/{artifact.id}  {artifact.summary}")
-        print(f"  folder: {job.root}/models/{name}/{artifact.id}  (songcorpus models show {name}/{artifact.id} "
-              f"--root {job.root})")
+    with ray_session(job.runtime.address, job.runtime.num_cpus):
+        for name in wanted:
+            artifact = trainers[name](job.root, getattr(job.train, name), job.name)
+            print(f"{name}/{artifact.id}  {artifact.summary}")
+            print(f"  folder: {job.root}/models/{name}/{artifact.id}  (songcorpus models show {name}/{artifact.id} "
+                  f"--root {job.root})")
     return 0
 
 
@@ -293,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_console(args.verbose)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (`songcorpus validate JOB | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit flush does not fail
+        return 1
     except UserError as exc:  # something the user can fix: the message says what; a bug keeps its traceback
         if args.verbose:
             raise

@@ -19,6 +19,7 @@ import pyarrow as pa
 import ray
 
 from ..pipeline.dataset_reader import TOKEN_MEMBERS
+from ..pipeline.errors import UserError
 from ..pipeline.shards import Sample, ShardSpec, assemble_shards, write_shard
 from ..pipeline.stage import Result, Stage
 from ..pipeline.storage import artifact_path
@@ -48,6 +49,10 @@ def split_of(group: str, splits: dict[str, float]) -> str:
         if point < total:
             return name
     return list(splits)[-1]
+
+
+class NothingToPublishError(UserError):
+    """A run that would publish a version without a single clip."""
 
 
 class ShardStage(Stage[ShardConfig]):
@@ -112,6 +117,12 @@ class ShardStage(Stage[ShardConfig]):
              for o in outcomes if o.status == OK and o.record is not None for s in o.record["samples"]),
             key=lambda r: (r[0], r[1]),
         )
+        if not rows and not cfg.publish_empty:
+            rejected = sum(o.status != OK for o in outcomes)
+            raise NothingToPublishError(
+                f"no clip reached shard ({len(outcomes)} songs in, {rejected} rejected; the report says why): no "
+                "version is published and versions/LATEST stays as it was. To publish an empty version all the "
+                "same, set stages.shard.publish_empty = true")
         staging = f"versions/.staging-{self.context.run_id}"
         specs, index = [], []
         for split in cfg.splits:

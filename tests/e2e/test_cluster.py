@@ -39,11 +39,11 @@ SONGCORPUS = str(Path(sys.executable).parent / "songcorpus")
 
 
 def cluster_job(songs: int = SONGS, separate_gpus: int = 1) -> str:
-    """jobs/demo.toml shrunk as test_demo_job.py does it, with absolute model paths (every node reads
-    them; under `ray job submit` the driver runs in a copy of jobs/) and resources a node loss can be
-    survived with: after the CPU worker is gone, the other nodes still hold every streamed stage's
-    worker (0.5 CPU each; the plan is fitted at the start)."""
-    text = DEMO.read_text().replace("songs = 12", f"songs = {songs}").replace('"assets/', f'"{REPO / "assets"}/')
+    """jobs/demo.toml shrunk as test_demo_job.py does it, its relative model paths as they are (under `ray
+    job submit` the driver runs in a copy of jobs/, and they resolve against the project), with resources a
+    node loss can be survived with: after the CPU worker is gone, the other nodes still hold every streamed
+    stage's worker (0.5 CPU each; the plan is fitted at the start)."""
+    text = DEMO.read_text().replace("songs = 12", f"songs = {songs}")
     for stage in STREAMED:
         # one item per batch, so that the kill lands between items of a stage
         text += f"\n[stages.{stage}.resources]\nnum_cpus = 0.5\nmax_workers = 1\nbatch_size = 1\n"
