@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 import ray
 
-from songcorpus.pipeline.phase import InputRow, StallError
+from songcorpus.pipeline.phase import InputRow, SharedFailureError, StallError
 from songcorpus.pipeline.runner import RunSession, new_run_id
 from songcorpus.pipeline.storage import Storage
+from songcorpus.schemas.base import Resources
 from tests.pipeline import toy_stages
 from tests.pipeline.toy_stages import ToyA, ToyB, ToyC, ToyConfig, ToyD
 
@@ -127,3 +129,40 @@ def test_an_item_that_kills_its_worker_every_time_is_rejected_and_the_run_finish
     again = run_chain(tmp_path, ray_cluster, [(ToyA, ToyConfig(always_die_items=("i4",))), (ToyB, ToyConfig())],
                       ROWS, max_attempts=2)
     assert run_rows(again, "toy_a")["i4"]["reused"] and again.tracker_snapshot["stages"] == {}
+
+
+@pytest.mark.timeout(180)
+def test_an_outcome_is_durable_once_its_stage_is_done_not_when_its_phase_is(tmp_path, ray_cluster):
+    """toy_a's outcomes reach the ledger (flushed within a second) while toy_b still holds the same items."""
+    stages = [(ToyA, ToyConfig()), (ToyB, ToyConfig(sleep_s=2.0, resources=Resources(batch_size=1, max_workers=1)))]
+    session = RunSession(Storage(str(tmp_path)), ray_cluster, new_run_id(), flush_seconds=1.0)
+    ledger = session.run.ledger
+    rows = [InputRow(r["item_id"], r["fingerprint"], json.dumps(r["record"])) for r in ROWS[:4]]
+    seen: list[tuple[int, int]] = []  # (toy_a rows, toy_b rows) in the ledger while the phase ran
+    with session:
+        phase = threading.Thread(target=session.phase, args=(stages, rows))
+        phase.start()
+        while phase.is_alive():
+            logged = {stage: ledger.read(stage, ["item_id"]).num_rows if ledger.storage.exists(f"ledger/{stage}")
+                      else 0 for stage in ("toy_a", "toy_b")}
+            seen.append((logged["toy_a"], logged["toy_b"]))
+            time.sleep(0.2)
+        phase.join()
+    # every toy_a outcome was durable while toy_b had finished at most one item (2 s each, one at a time)
+    assert any(a == 4 and b <= 1 for a, b in seen), seen
+    assert len(run_rows(session, "toy_b")) == 4
+
+
+@pytest.mark.timeout(180)
+def test_a_stage_whose_items_all_fail_the_same_way_stops_the_run(tmp_path, ray_cluster):
+    failing = ToyConfig(fail_items=tuple(r["item_id"] for r in ROWS))  # "boom on iN": a message of its own each
+    session = run_chain(tmp_path / "varied", ray_cluster, [(ToyA, failing)], ROWS)  # messages differ: no stop
+    assert all(r["reason"] == "error_ValueError" for r in run_rows(session, "toy_a").values())
+
+    class SameError(ToyA):
+        def process(self, item_id, record, fingerprint):
+            raise OSError("model file /models/x.th is missing")
+
+    with pytest.raises(SharedFailureError, match="first 8 items it computed all failed with error_OSError"):
+        run_chain(tmp_path / "same", ray_cluster, [(SameError, ToyConfig())],
+                  [{**r, "item_id": f"{r['item_id']}{copy}"} for r in ROWS for copy in "ab"])
