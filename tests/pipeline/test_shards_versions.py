@@ -10,8 +10,11 @@ import pytest
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.dataset_reader import resolve_version
 from songcorpus.pipeline.shards import read_samples, write_shard
+from songcorpus.pipeline.stage import StageContext
 from songcorpus.pipeline.storage import Storage
-from songcorpus.stages.shard import split_of
+from songcorpus.schemas.records import REJECTED, Outcome
+from songcorpus.schemas.stage_configs import ShardConfig
+from songcorpus.stages.shard import NothingToPublishError, ShardStage, split_of
 
 
 def samples(n: int, tag: str = "") -> list:
@@ -132,3 +135,16 @@ def test_commands_and_readers_resolve_version_ids_alike(tmp_path):
         for resolve in (lambda r: versions.resolve_id(storage, r), lambda r: resolve_version(r, str(tmp_path))):
             with pytest.raises(ValueError, match=why):
                 resolve(ref)
+
+
+def test_a_run_without_clips_publishes_nothing_unless_asked(tmp_path):
+    storage = Storage(str(tmp_path))
+    everything_rejected = [Outcome("s1", "fp1", REJECTED, reason="low_alignment_score")]
+    stage = ShardStage(ShardConfig(), StageContext(storage, run_id="r1", job={"name": "d"}))
+    with pytest.raises(NothingToPublishError, match=r"1 songs in, 1 rejected.*publish_empty = true"):
+        stage.finalize(everything_rejected)
+    assert not (tmp_path / "versions").exists()
+    asked = ShardStage(ShardConfig(publish_empty=True), StageContext(storage, run_id="r2", job={"name": "d"}))
+    asked.finalize(everything_rejected)
+    manifest = versions.load_manifest(storage, "latest")
+    assert manifest["shards"] == [] and sum(manifest["splits"]["samples"].values()) == 0
