@@ -32,7 +32,8 @@ def _write(storage: Storage, holder) -> None:
 
 def test_the_lock_of_a_dead_process_on_this_host_is_taken_over(tmp_path):
     storage = Storage(str(tmp_path))
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     dead = replace(RootLock(storage, "killed").holder, pid=int(gone.stdout), pid_started=1)
     _write(storage, dead)
     assert dead.is_stale()
