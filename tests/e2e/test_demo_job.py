@@ -14,7 +14,6 @@ import pytest
 from songcorpus.cli import main as cli_main
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.dataset_reader import open_dataset
-from songcorpus.pipeline.jobfile import parse_job
 from songcorpus.pipeline.ledger import Ledger
 from songcorpus.pipeline.runner import run_job
 from songcorpus.pipeline.storage import Storage
@@ -62,10 +61,8 @@ def check_no_clip_cuts_a_line(storage: Storage, clips, truth_dir: Path) -> int:
 
 
 @pytest.mark.timeout(900)
-def test_demo_job_runs_resumes_and_evaluates(tmp_path, ray_cluster, capsys):
-    text = DEMO.read_text().replace("songs = 12", "songs = 4")
-    job = parse_job(text, root=str(tmp_path / "out"), base=REPO)  # the committed models, by the job's own paths
-    first = run_job(job, text)
+def test_demo_job_runs_resumes_and_evaluates(demo_run, capsys):
+    job, text, first, tmp_path = demo_run.job, demo_run.text, demo_run.result, demo_run.root.parent
     report = first.report
     assert first.status == "completed" and report["accounting_closed"]
     # the first lines say which trained models made the stems and timings, and what they are good for
