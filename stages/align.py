@@ -32,6 +32,7 @@ from ..schemas.stage_configs import AlignConfig
 from .align_models import SMOKE_ALIGN_MODEL, build_smoke_align_model, check_hf_ctc_folder, provision_punkt
 from .audio_io import read_flac
 from .coarse_align import SAMPLE_RATE, emissions, line_windows
+from .devices import stage_device
 from .lyrics import LyricsError, parse_lyrics
 from .model_provenance import hf_folder_digest, trained_model_notice
 
@@ -47,9 +48,7 @@ class AlignStage(Stage[AlignConfig]):
 
     def setup(self) -> None:
         cfg = self.config
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        )
+        self.device = stage_device(self.name, cfg.device)
         languages = sorted({*PUNKT_LANGUAGES.values(), "english"})
         if cfg.smoke_dir:
             punkt_root: Path | None = Path(cfg.smoke_dir) / "nltk_data"

@@ -25,7 +25,7 @@ import torch
 from demucs.apply import BagOfModels, apply_model
 from demucs.htdemucs import HTDemucs
 
-from .side_by_side import SideBySide
+from .devices import SideBySide
 
 VOCALS = "vocals"
 K = TypeVar("K", bound=Hashable)  # the caller's key for a song, handed back with its stems

@@ -21,20 +21,12 @@ from .audio_io import encode_flac, read_flac
 from .audio_stats import frame_rms_db
 from .demucs_models import is_smoke, load_separator, weights_digest
 from .demucs_stream import SeparationSettings, model_segment_seconds, separate_stream, warm_up
+from .devices import SideBySide, stage_device, worker_threads
 from .model_provenance import trained_model_notice
-from .side_by_side import SideBySide, worker_threads
 
 log = logging.getLogger(__name__)
 
 AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def _device(setting: str) -> torch.device:
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise ValueError("stages.separate.device = 'cuda' but this worker sees no GPU")
-    return torch.device(setting)
 
 
 def _energy_db(audio: np.ndarray) -> float:
@@ -51,7 +43,7 @@ class SeparateStage(BatchStage[SeparateConfig]):
     def setup(self) -> None:
         cfg = self.config
         threads = worker_threads(cfg.cpu_threads, self.context.cpus)
-        device = _device(cfg.device)
+        device = stage_device(self.name, cfg.device)
         self.model = load_separator(cfg.model, cfg.repo).to(device)
         on_gpu = device.type == "cuda"
         if on_gpu:

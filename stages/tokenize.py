@@ -36,8 +36,8 @@ from ..schemas.records import OK
 from ..schemas.song_records import Clip, FilteredSong, KeptClips, TokenizedSong
 from ..schemas.stage_configs import TokenizeConfig
 from .audio_io import read_flac_span
+from .devices import SideBySide, stage_device, worker_threads
 from .model_provenance import trained_model_notice
-from .side_by_side import SideBySide, worker_threads
 
 TOKENS = "tokens.npz"
 LATEST = "latest"
@@ -114,8 +114,7 @@ class TokenizeStage(BatchStage[TokenizeConfig]):
 
     def setup(self) -> None:
         cfg = self.config
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+        self.device = stage_device(self.name, cfg.device)
         threads = worker_threads(cfg.cpu_threads, self.context.cpus)
         # on a CPU each clip is tokenized alone on one thread, clips side by side: the same tokens whatever
         # the CPUs and whichever clips share a batch; on a GPU, clips of similar length go through together

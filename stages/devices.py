@@ -1,4 +1,4 @@
-"""Model forwards on a CPU worker: one intra-op thread each, several side by side.
+"""Where a stage's model runs, and its forwards on a CPU worker: one intra-op thread each, several side by side.
 
 A torch op split across threads sums its pieces in an order that depends on the thread count, so
 the same Demucs forward gives stems ~2e-7 apart with 1, 2 or 4 threads, and FLAC bytes, token
@@ -20,6 +20,16 @@ import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def stage_device(stage: str, setting: str) -> torch.device:
+    """The device of ``stages.<stage>.device``: ``auto`` is the GPU when this worker sees one, else the CPU;
+    ``cuda`` on a worker that sees no GPU is refused (a job asking for it also asks Ray for a GPU)."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"stages.{stage}.device = 'cuda' but this worker sees no GPU")
+    return torch.device(setting)
 
 
 def worker_threads(configured: int | None, cpus: float | None) -> int:
