@@ -39,7 +39,7 @@ class NoOpConfig(StageConfig):
 
 
 class NoOpA(Stage[NoOpConfig]):
-    name, version, config_type = "noop_a", 1, NoOpConfig
+    name, version = "noop_a", 1
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         return Result(record, audio_seconds=1.0)

@@ -22,7 +22,7 @@ def digest(obj: Any, length: int = 32) -> str:
 def stage_fingerprint(
     *, stage: str, version: int, config: dict, weights: str | None, input_fingerprint: str
 ) -> str:
-    """The key of one stage output (DESIGN §3): hash of everything that determines its bytes."""
+    """The key of one stage output (docs/design.md, "Fingerprint"): hash of everything that determines its bytes."""
     return stage_fingerprinter(stage=stage, version=version, config=config, weights=weights)(input_fingerprint)
 
 

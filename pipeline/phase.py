@@ -28,7 +28,7 @@ from .errors import UserError
 from .fingerprint import stage_fingerprinter
 from .ledger import Ledger, LedgerWriter, Prior
 from .resources import ResourcePlan
-from .stage import Stage
+from .stage import Stage, is_barrier
 from .tracker import Tracker
 from .worker import StageWorker, WorkerSpec
 
@@ -144,7 +144,7 @@ def plan_phase(run: PhaseRun, stages: list[PhaseStage], rows: Iterator[InputRow]
     priors: list[dict[str, Prior]] = [run.ledger.priors(st.name) for st in stages]
     n = len(stages)
     plan = PhasePlan(reused_ok=[0] * n, reused_rejected=[0] * n, to_compute=[0] * n)
-    keep_last = stages[-1].cls.barrier
+    keep_last = is_barrier(stages[-1].cls)
     reuses = [_Reuses() for _ in stages]
     fingerprinters = [st.fingerprint for st in stages]
     rechecks = [st.cls.recheck_reasons for st in stages]
@@ -229,6 +229,7 @@ def stream_phase(
             ),
         )
     last = stages[-1]
+    barrier = is_barrier(last.cls)
     collected: list[Outcome] = []
     failure: list[BaseException] = []
     rows_out = [0]
@@ -246,7 +247,7 @@ def stream_phase(
         snapshot, rows = run.tracker.drain()
         for row in rows:
             run.writer.add(row["stage"], [row])
-            if last.cls.barrier and row["stage"] == last.name:
+            if barrier and row["stage"] == last.name:
                 collected.append(_outcome_of(row))
             breaker.saw(row)
         run.writer.tick()

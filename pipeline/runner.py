@@ -27,7 +27,7 @@ from .registry import stage_class
 from .resources import ResourcePlan, fit_resources
 from .root_lock import RootLock
 from .runtime import Cluster, check_address, ray_session
-from .stage import Source, Stage, StageContext
+from .stage import BarrierStage, Source, SourceStage, Stage, StageContext, is_barrier
 from .storage import Storage
 from .tracker import Tracker
 from .versions import stage_identity
@@ -52,7 +52,7 @@ def split_phases(stages: list[type[Stage]]) -> list[list[type[Stage]]]:
     phases: list[list[type[Stage]]] = [[]]
     for cls in stages:
         phases[-1].append(cls)
-        if cls.barrier:
+        if is_barrier(cls):
             phases.append([])
     return [p for p in phases if p]
 
@@ -113,7 +113,7 @@ class RunSession:
         finally:
             progress.close()
         last = phase[-1]
-        if not last.cls.barrier:
+        if not issubclass(last.cls, BarrierStage):
             return []
         run.writer.flush()  # the barrier reads this run's earlier outcomes (rejects by reason)
         finisher = last.cls(last.config, StageContext(
@@ -205,7 +205,10 @@ class _Prepared:
 
 
 def _run(prep: _Prepared) -> RunResult:
-    source = prep.classes[0].read_source(prep.job.input, prep.storage)
+    first = prep.classes[0]
+    if not issubclass(first, SourceStage):
+        raise UserError(f"stage {first.name!r} cannot start a pipeline: it reads no job input")
+    source = first.read_source(prep.job.input, prep.storage)
     with ray_session(prep.job.runtime.address, prep.job.runtime.num_cpus, log_to_driver=prep.verbose) as cluster:
         return _run_on(prep, cluster, source)
 
@@ -262,7 +265,7 @@ def _verdict(o: Outcome) -> tuple:
     return o.status, o.reason, o.message, o.record
 
 
-def _hand_off(run: PhaseRun, finisher: Stage, outcomes: list[Outcome], to_log: list[Outcome]) -> list[InputRow]:
+def _hand_off(run: PhaseRun, finisher: BarrierStage, outcomes: list[Outcome], to_log: list[Outcome]) -> list[InputRow]:
     """Turn a barrier stage's ok outputs into the next phase's input, and log ``to_log``: its reused
     outcomes and those its ``finalize`` changed (a revision replaces the worker's row in the run's
     accounting: ``Ledger.run_rows`` keeps an item's last row)."""

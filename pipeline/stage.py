@@ -1,4 +1,4 @@
-"""The stage contract (DESIGN §3): a named, versioned unit of work with one outcome per item."""
+"""The stage contract (docs/design.md, "Stage"): a named, versioned unit of work with one outcome per item."""
 
 from __future__ import annotations
 
@@ -71,18 +71,17 @@ class Result:
 
 
 class Stage(ABC, Generic[C]):
-    """Base of every stage. Subclasses set ``name``, ``version`` and ``config_type``.
+    """Base of every stage. Subclasses set ``name`` and ``version``; the config type is the type argument.
 
     A stage object lives in one worker (a Ray actor): ``setup`` loads models once, then
     ``process`` is called per item. ``process`` returns a :class:`Result` or raises
     :class:`Reject`; any other exception becomes a retryable rejection of that item alone.
+    A stage that starts a pipeline is a :class:`SourceStage`; one whose outcomes are revised
+    together on the driver is a :class:`BarrierStage`; one batched across items, a :class:`BatchStage`.
     """
 
     name: ClassVar[str]
     version: ClassVar[int]
-    config_type: ClassVar[type[StageConfig]]
-    #: A barrier stage sees all of its outcomes on the driver (``finalize``) before the next stage.
-    barrier: ClassVar[bool] = False
     #: Rejections that depend on other items (duplicates) and are decided afresh every run.
     recheck_reasons: ClassVar[frozenset[str]] = frozenset()
 
@@ -114,11 +113,6 @@ class Stage(ABC, Generic[C]):
         with self._timings_lock:
             timings, self._timings = self._timings, {}
         return timings
-
-    @classmethod
-    def read_source(cls, job_input: InputSpec, storage: Storage) -> Source:
-        """Source stages only: the job's input as rows of ``item_id``, ``fingerprint``, ``record``."""
-        raise TypeError(f"stage {cls.name!r} cannot start a pipeline: it reads no job input")
 
     def setup(self) -> None:
         """Load models and other per-worker state. Called once per worker before any item."""
@@ -158,21 +152,6 @@ class Stage(ABC, Generic[C]):
                 results.append(exc)
         return results
 
-    def hand_off(self, item_id: str, fingerprint: str, record: dict) -> tuple[str, str]:
-        """Barrier stages only: the (item id, input fingerprint) the next phase sees for an ok output.
-
-        Called once per ok outcome, on the driver, after :meth:`finalize`. The default passes both
-        through. Ingest overrides it: manifest rows become song ids, and the fingerprint becomes the
-        song's content identity, so moving or renaming files does not invalidate anything downstream.
-        Inside a phase fingerprints always pass through, which is what lets the driver plan every
-        stage's fingerprint before anything runs.
-        """
-        return item_id, fingerprint
-
-    def finalize(self, outcomes: list[Outcome]) -> list[Outcome]:
-        """Barrier stages only: revise all outcomes at once on the driver (e.g. find duplicates)."""
-        return outcomes
-
     @classmethod
     def report_section(cls, rows: pa.Table, storage: Storage) -> dict | None:
         """What this stage adds to the run report, from its ledger rows of the run (records filled in).
@@ -181,6 +160,41 @@ class Stage(ABC, Generic[C]):
         engine renders it in the HTML report and prints its lines, knowing nothing of the stage.
         """
         return None
+
+
+def is_barrier(cls: type[Stage]) -> bool:
+    """True for a stage whose phase ends with it (its outcomes are revised together on the driver)."""
+    return issubclass(cls, BarrierStage)
+
+
+class SourceStage(Stage[C]):
+    """A stage that starts a pipeline: it turns the job's input into rows."""
+
+    @classmethod
+    @abstractmethod
+    def read_source(cls, job_input: InputSpec, storage: Storage) -> Source:
+        """The job's input as rows of ``item_id``, ``fingerprint``, ``record``."""
+
+
+class BarrierStage(Stage[C]):
+    """A stage that ends its phase: it sees all of its outcomes on the driver (``finalize``) before the next
+    phase starts, and says what the next phase's items are (``hand_off``)."""
+
+    def finalize(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Revise all outcomes at once on the driver (e.g. find duplicates, write a table of them all)."""
+        return outcomes
+
+    def hand_off(self, item_id: str, fingerprint: str, record: dict) -> tuple[str, str]:
+        """The (item id, input fingerprint) the next phase sees for an ok output.
+
+        Called on the driver for each ok outcome after :meth:`finalize`, and in the worker to set the
+        output's lineage, so it depends on the record alone. The default passes both through. Ingest
+        overrides it: manifest rows become song ids, and the fingerprint becomes the song's content
+        identity, so moving or renaming files does not invalidate anything downstream. Inside a phase
+        fingerprints always pass through, which is what lets the driver plan every stage's fingerprint
+        before anything runs.
+        """
+        return item_id, fingerprint
 
 
 class BatchStage(Stage[C]):

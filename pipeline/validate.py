@@ -8,6 +8,7 @@ from ..schemas.job import JobSpec
 from .registry import stage_class
 from .resources import ResourcePlanError, fit_resources
 from .runner import split_phases
+from .stage import is_barrier
 
 
 def local_resources(num_cpus: int | None) -> tuple[float, float]:
@@ -46,7 +47,7 @@ def validate_text(job: JobSpec) -> str:
             plans = fit_resources({n: c.resources for n, c in configs.items() if c is not None}, cpus, gpus)
         except ResourcePlanError as exc:
             raise ResourcePlanError(f"phase {number} ({', '.join(configs)}): {exc}") from None
-        ends = "barrier: outcomes revised together" if phase[-1].barrier else "end of the pipeline"
+        ends = "barrier: outcomes revised together" if is_barrier(phase[-1]) else "end of the pipeline"
         lines += [f"phase {number}: {' -> '.join(configs)} ({ends})", header]
         lines += [f"    {p.stage:<14}{p.num_cpus:>11g}{p.num_gpus:>11g}{f'{p.min_workers}-{p.max_workers}':>10}"
                   f"{p.batch_size:>7}  {p.note}" for p in plans]

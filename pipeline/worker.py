@@ -25,7 +25,7 @@ import ray
 from ..schemas.base import StageConfig
 from ..schemas.records import OK, PHASE_SCHEMA, REJECTED, WORKER_DIED, Outcome
 from .ledger import outcome_row
-from .stage import Reject, Result, Stage, StageContext
+from .stage import BarrierStage, Reject, Result, Stage, StageContext
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ class StageWorker:
             )
         # every output carries the fingerprints of the stage outputs it was made from; a barrier stage's
         # entry is the fingerprint its hand-off gives the next phase, so the logged record is final
-        lineage = self.stage.hand_off(item_id, fp, result.record)[1] if self.stage.barrier else fp
+        stage = self.stage
+        lineage = stage.hand_off(item_id, fp, result.record)[1] if isinstance(stage, BarrierStage) else fp
         result.record["lineage"] = {**result.record.get("lineage", {}), self.stage.name: lineage}
         return Outcome(item_id, fp, OK, record=result.record, audio_seconds=result.audio_seconds)

@@ -1,4 +1,4 @@
-"""The model artifact contract (DESIGN §3): what ``<root>/models/<kind>/<id>/artifact.json`` holds.
+"""The model artifact contract (docs/design.md): what ``<root>/models/<kind>/<id>/artifact.json`` holds.
 
 Every trained thing (tokenizer, DSLM, VAE, LDM, the small separator and aligner) is one immutable
 folder: its weight files in each library's own format, and this record, written last. The id is a

@@ -1,6 +1,6 @@
 """Typed records that pass between the song-level stages, and the JSON artifacts they point to.
 
-Records cross the engine as plain JSON dicts (DESIGN §3). Each stage builds its output record through
+Records cross the engine as plain JSON dicts (docs/design.md, "Stage"). Each stage builds its output record through
 its model here and the next stage validates the record it reads, so a missing, misspelt or mistyped
 key fails in the stage that made it instead of shipping in a shard. A song's record grows as it moves
 down the pipeline: the record of each stage extends the record of the stage before it.

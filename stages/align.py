@@ -44,7 +44,6 @@ class AlignStage(Stage[AlignConfig]):
 
     name = "align"
     version = 2  # 2: the alignment summary is one nested record field, ``align``, instead of align_* keys
-    config_type = AlignConfig
 
     def setup(self) -> None:
         cfg = self.config

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..pipeline.stage import Reject, Result, Stage
+from ..pipeline.stage import BarrierStage, Reject, Result
 from ..pipeline.storage import Storage, artifact_path
 from ..schemas.records import OK, Outcome
 from ..schemas.song_records import Clip, ClipPlan, FilteredSong, KeptClips, SegmentedSong
@@ -32,13 +32,11 @@ CLIP_COLUMNS = ("clip_id", "song_id", "group", "language", "start", "end", "dura
                 "instrumental", "vocals", "accomp", "audio")
 
 
-class FilterStage(Stage[FilterConfig]):
+class FilterStage(BarrierStage[FilterConfig]):
     """Songs with planned clips in; the clips that pass every rule out."""
 
     name = "filter"
     version = 2  # 2: kept_clips.json (was clips.json); vocal activity measured at separate's own threshold
-    config_type = FilterConfig
-    barrier = True
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         song = SegmentedSong.model_validate(record)

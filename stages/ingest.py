@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ..pipeline.fingerprint import digest
-from ..pipeline.stage import Reject, Result, Source, Stage
+from ..pipeline.stage import BarrierStage, Reject, Result, Source, SourceStage
 from ..pipeline.storage import Storage, resolve_filesystem
 from ..schemas.job import InputSpec
 from ..schemas.records import OK, REJECTED, Outcome
@@ -62,13 +62,11 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-class IngestStage(Stage[IngestConfig]):
+class IngestStage(SourceStage[IngestConfig], BarrierStage[IngestConfig]):
     """Per manifest row: path checks, content hash, FFmpeg probe, lyrics; then duplicates across rows."""
 
     name = "ingest"
     version = 2  # 2: manifest text columns read as numbers (an artist named 311) are recorded as text
-    config_type = IngestConfig
-    barrier = True
     recheck_reasons = frozenset({DUPLICATE})
 
     @classmethod

@@ -26,7 +26,6 @@ class SegmentStage(Stage[SegmentConfig]):
     # 2: clip_plan.json (was clips.json), word key "word" (was "text"), times to the millisecond
     # 3: a clip reaches on to the vocal silence after its last line (an early word end no longer cuts it)
     version = 3
-    config_type = SegmentConfig
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         song = AlignedSong.model_validate(record)

@@ -38,7 +38,6 @@ class SeparateStage(BatchStage[SeparateConfig]):
 
     name = "separate"
     version = 2  # 2: records the vocal-activity threshold it used (vocal_activity_threshold_db)
-    config_type = SeparateConfig
 
     def setup(self) -> None:
         cfg = self.config

@@ -21,7 +21,7 @@ import ray
 from ..pipeline.dataset_reader import TOKEN_MEMBERS
 from ..pipeline.errors import UserError
 from ..pipeline.shards import Sample, ShardSpec, assemble_shards, write_shard
-from ..pipeline.stage import Result, Stage
+from ..pipeline.stage import BarrierStage, Result
 from ..pipeline.storage import artifact_path
 from ..pipeline.versions import LATEST, publish, shard_entries
 from ..schemas.records import OK, Outcome
@@ -55,7 +55,7 @@ class NothingToPublishError(UserError):
     """A run that would publish a version without a single clip."""
 
 
-class ShardStage(Stage[ShardConfig]):
+class ShardStage(BarrierStage[ShardConfig]):
     """Songs with kept clips in; a dataset version out (published when the whole run is done)."""
 
     name = "shard"
@@ -63,8 +63,6 @@ class ShardStage(Stage[ShardConfig]):
     # 3: token members song.npy, vocals.npy, accomp.npy when the songs come from tokenize
     # 4: the tokenizer, its codebook size and token rate in the record and the version manifest ("tokens")
     version = 4
-    config_type = ShardConfig
-    barrier = True
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         song = (TokenizedSong if "tokens" in record else FilteredSong).model_validate(record)

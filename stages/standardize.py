@@ -41,7 +41,6 @@ class StandardizeStage(Stage[StandardizeConfig]):
 
     name = "standardize"
     version = 1
-    config_type = StandardizeConfig
 
     def process(self, item_id: str, record: dict, fingerprint: str) -> Result:
         cfg = self.config

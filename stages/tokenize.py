@@ -80,7 +80,6 @@ class TokenizeStage(BatchStage[TokenizeConfig]):
 
     name = "tokenize"
     version = 1
-    config_type = TokenizeConfig
 
     @classmethod
     def skip_reason(cls, config: TokenizeConfig, storage: Storage) -> str | None:  # type: ignore[override]

@@ -1,4 +1,4 @@
-"""The command surface of DESIGN.md §1: every subcommand answers --help, bad jobs fail before work."""
+"""The command surface the README lists: every subcommand answers --help, bad jobs fail before work."""
 
 import socket
 import subprocess

@@ -1,6 +1,6 @@
 """The package as tools and users see it: every room linked into ``songcorpus``, a wheel that holds them all.
 
-DESIGN.md §2: each top-level room folder is the package ``songcorpus.<room>``, reached through the link
+docs/design.md, "Rooms": each top-level room folder is the package ``songcorpus.<room>``, reached through the link
 ``songcorpus/<room> -> ../<room>``. Setuptools' discovery follows the links, so nothing lists the rooms.
 """
 

@@ -26,20 +26,13 @@ from ..schemas.model_artifact import DSLM_CONFIG, DSLM_WEIGHTS, ModelArtifact
 from ..schemas.train_configs import DslmTrainConfig
 from .artifacts import publish_weights
 from .dslm_data import load_examples
-from .loop import BatchPart, LoopSettings, loss_curve, run_folder, step_generator, train_on_ray, unwrap
+from .loop import BatchPart, LoopSettings, loss_curve, run_folder, step_generator, train_on_ray
 
 
 def noam_factor(step: int, warmup: int) -> float:
     """The Noam schedule scaled to peak at 1 after ``warmup`` steps: linear rise, then ``1/sqrt(step)``."""
     n = step + 1
     return min(n / warmup, math.sqrt(warmup / n))
-
-
-def _dslm(model: nn.Module) -> Dslm:
-    dslm = unwrap(model)
-    if not isinstance(dslm, Dslm):
-        raise TypeError(f"the DSLM task trains Dslm, got {type(dslm).__name__}")
-    return dslm
 
 
 def predicted_accuracy(logits: Tensor, target: Tensor) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 class RandomProjectionQuantizer(nn.Module):
     """``(batch, frames, input_dim)`` normalised features -> labels ``(batch, frames, num_codebooks)``.
 
-    With several codebooks (DESIGN.md's "16 × 1024" option), each has its own projection and codebook, drawn one
+    With several codebooks (the recipe's "16 × 1024" option), each has its own projection and codebook, drawn one
     after the other from the same generator.
     """
 

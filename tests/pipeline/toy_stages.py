@@ -28,7 +28,6 @@ class ToyConfig(StageConfig):
 
 class ToyStage(Stage[ToyConfig]):
     version = 1
-    config_type = ToyConfig
 
     def setup(self) -> None:
         self.setup_thread = threading.get_ident()
