@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+#: The CTC vocabulary of the aligners this project builds (the small trained one and the random smoke one):
+#: wav2vec2's specials (``<pad>`` is CTC's blank, ``|`` separates words), then the Latin letters, the accented
+#: ones of the synthetic corpus' languages, and the apostrophe. A token's id is its place here.
+ALIGNER_SPECIALS = ("<pad>", "<s>", "</s>", "<unk>", "|")
+ALIGNER_VOCABULARY: tuple[str, ...] = (*ALIGNER_SPECIALS, *"abcdefghijklmnopqrstuvwxyz'áéíóúñüäöß")
+
 
 @dataclass(frozen=True, slots=True)
 class LyricWord:

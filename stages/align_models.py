@@ -24,14 +24,13 @@ from transformers import (
 )
 
 from ..pipeline.errors import UserError
+from ..schemas.lyrics import ALIGNER_VOCABULARY
 from .model_provenance import HF_WEIGHT_FILES
 
 log = logging.getLogger(__name__)
 
 SMOKE_ALIGN_MODEL = "smoke_wav2vec2"
 SMOKE_MARKER = "SMOKE_MODEL.json"
-#: Latin letters, the accented ones of the synthetic corpus' languages, apostrophe and "|" (space).
-SMOKE_CHARACTERS = list("abcdefghijklmnopqrstuvwxyz'") + list("áéíóúñüäöß")
 PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
 
 
@@ -40,8 +39,7 @@ def build_smoke_align_model(folder: Path, seed: int = 0) -> Path:
     if (folder / SMOKE_MARKER).exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
-    vocab.update({c: i + len(vocab) for i, c in enumerate(SMOKE_CHARACTERS)})
+    vocab = {token: i for i, token in enumerate(ALIGNER_VOCABULARY)}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     tokenizer = Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), word_delimiter_token="|")
     extractor = Wav2Vec2FeatureExtractor(

@@ -17,7 +17,6 @@ WhisperX feeds raw waveforms without normalising them, so training does the same
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import shutil
@@ -36,20 +35,19 @@ from transformers import (
     Wav2Vec2Processor,
 )
 
+from ..schemas.lyrics import ALIGNER_SPECIALS, ALIGNER_VOCABULARY
+from .recipe import Recipe
 from .small_separator import read_stem, song_keys
 
 log = logging.getLogger(__name__)
 
 RATE = 16000  # wav2vec2's input rate
 FRAME_SECONDS = 0.02  # one emission per 320 samples (the conv feature encoder's stride)
-#: Latin letters, the accented ones of the synthetic corpus's languages, and the apostrophe
-CHARACTERS = "abcdefghijklmnopqrstuvwxyz'áéíóúñüäöß"
-SPECIALS = ("<pad>", "<s>", "</s>", "<unk>", "|")  # <pad> is CTC's blank; "|" separates words
 RECIPE_FILE = "recipe.json"
 
 
 @dataclass(frozen=True)
-class AlignerRecipe:
+class AlignerRecipe(Recipe):
     """Every setting that changes the weights; :meth:`digest` is the recipe's identity."""
 
     seed: int = 0
@@ -67,9 +65,6 @@ class AlignerRecipe:
     frame_loss_weight: float = 1.0
     threads: int = 2
 
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
-
     def config(self, vocab_size: int) -> Wav2Vec2Config:
         return Wav2Vec2Config(
             vocab_size=vocab_size, hidden_size=self.hidden, num_hidden_layers=self.layers, num_attention_heads=2,
@@ -81,12 +76,12 @@ class AlignerRecipe:
 
 
 def vocabulary() -> dict[str, int]:
-    return {token: i for i, token in enumerate([*SPECIALS, *CHARACTERS])}
+    return {token: i for i, token in enumerate(ALIGNER_VOCABULARY)}
 
 
 def transcript_ids(text: str, vocab: dict[str, int]) -> list[int]:
     """CTC targets of a line as WhisperX spells it: lowercase, ``|`` between words, unknown characters dropped."""
-    words = ["".join(c for c in word.lower() if c in vocab and c not in SPECIALS) for word in text.split()]
+    words = ["".join(c for c in word.lower() if c in vocab and c not in ALIGNER_SPECIALS) for word in text.split()]
     return [vocab[c] for c in "|".join(w for w in words if w)]
 
 

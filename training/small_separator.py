@@ -15,8 +15,6 @@ seeded by the recipe, and the thread count is part of the recipe (CPU reductions
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import shutil
 import time
@@ -31,6 +29,8 @@ import yaml
 from demucs.htdemucs import HTDemucs
 from demucs.states import save_with_checksum
 
+from .recipe import Recipe
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
@@ -39,7 +39,7 @@ SEPARATOR_NAME = "synth_htdemucs"
 
 
 @dataclass(frozen=True)
-class SeparatorRecipe:
+class SeparatorRecipe(Recipe):
     """Every setting that changes the weights; :meth:`digest` is the recipe's identity."""
 
     seed: int = 0
@@ -56,9 +56,6 @@ class SeparatorRecipe:
     #: share of crops whose backing comes from another song than the voice
     remix_share: float = 0.5
     threads: int = 2
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
     def model_kwargs(self) -> dict:
         """HTDemucs' constructor arguments (besides the sources); Demucs' loader calls it with them."""
