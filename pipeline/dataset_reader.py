@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from songcorpus.pipeline.errors import UserError
 from songcorpus.pipeline.storage import Storage, resolve_filesystem
 from songcorpus.pipeline.versions import VERSIONS, resolve_id
 
@@ -86,6 +87,16 @@ def split_with_clips(manifest: dict[str, Any], wanted: str) -> str:
     if samples.get(wanted):
         return wanted
     return next(split for split in ("valid", "test", "train") if samples.get(split))
+
+
+def version_tokens(manifest: dict[str, Any], model: str) -> dict[str, Any]:
+    """The version's token facts (tokenizer, codes, rate) for training ``model``, or a :class:`UserError` that
+    says how to get a version with tokens."""
+    tokens = manifest.get("tokens")
+    if not tokens:
+        raise UserError(f"version {manifest['id']} has no tokens; add a [stages.tokenize] section to the job (and "
+                        f"train a tokenizer: [train.tokenizer]), run it, and train the {model} on the new version")
+    return dict(tokens)
 
 
 def shard_urls(manifest: dict[str, Any], version_dir: str, split: str) -> list[str]:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..models.dslm import Dslm, DslmConfig, config_for, dslm_loss
 from ..models.dslm.batches import STREAMS, Batch, Example, Masking, draw_recipes, make_batch
 from ..models.dslm.lyrics import LYRICS_TOKENIZER_VERSION, VOCABULARY
-from ..pipeline.dataset_reader import resolve_version
+from ..pipeline.dataset_reader import resolve_version, version_tokens
 from ..pipeline.errors import UserError
 from ..pipeline.storage import Storage
 from ..schemas.model_artifact import DSLM_CONFIG, DSLM_WEIGHTS, ModelArtifact
@@ -80,19 +80,11 @@ class DslmTask:
         return loss, logged
 
 
-def _token_info(manifest: dict) -> dict:
-    tokens = manifest.get("tokens")
-    if not tokens:
-        raise UserError(f"version {manifest['id']} has no tokens; add a [stages.tokenize] section to the job (and "
-                        "train a tokenizer: [train.tokenizer]), run it, and train the DSLM on the new version")
-    return dict(tokens)
-
-
 def train_dslm(root: str, train: DslmTrainConfig, job_name: str) -> ModelArtifact:
     """Train a DSLM on the job's tokenized dataset version under ``root`` and publish it."""
     storage = Storage(root)
     version_dir, manifest = resolve_version(train.version, root)
-    tokens = _token_info(manifest)
+    tokens = version_tokens(manifest, "DSLM")
     config = config_for(train.size, codes=int(tokens["codes"]), lyrics_vocab=len(VOCABULARY))
     examples = load_examples(version_dir, "train", config)
     if not examples:

@@ -29,7 +29,7 @@ from ..models.ldm import Ldm, LdmConfig, TokenDecoder, Vae, VaeConfig, multi_res
 from ..models.ldm.diffusion import config_for as ldm_config_for
 from ..models.ldm.diffusion import flow_loss
 from ..models.ldm.vae import config_for as vae_config_for
-from ..pipeline.dataset_reader import resolve_version, split_with_clips
+from ..pipeline.dataset_reader import resolve_version, split_with_clips, version_tokens
 from ..pipeline.errors import UserError
 from ..pipeline.model_registry import local_folder, resolve_model
 from ..pipeline.storage import Storage
@@ -197,14 +197,6 @@ def explained_by_tokens(clips: list[LatentClip], codes: int) -> float:
     return round(float(1 - (z - means[tokens]).pow(2).mean() / z.pow(2).mean()), 4)
 
 
-def _tokenized(manifest: dict) -> dict:
-    tokens = manifest.get("tokens")
-    if not tokens:
-        raise UserError(f"version {manifest['id']} has no tokens; add a [stages.tokenize] section to the job (and "
-                        "train a tokenizer: [train.tokenizer]), run it, and train the LDM on the new version")
-    return dict(tokens)
-
-
 def judge_ldm(decoder: TokenDecoder, clips: list[TokenizedAudio], tokenizer_folder: Path,
               train: LdmTrainConfig) -> dict[str, Any]:
     """FAD[own] against the held-out audio of: their true tokens decoded with guidance, the same with the
@@ -250,7 +242,7 @@ def train_ldm(root: str, train: LdmTrainConfig, job_name: str) -> ModelArtifact:
     """Train the LDM on the VAE latents and tokens of the job's tokenized dataset version, judge and publish it."""
     storage = Storage(root)
     version_dir, manifest = resolve_version(train.version, root)
-    tokens = _tokenized(manifest)
+    tokens = version_tokens(manifest, "LDM")
     vae_artifact = resolve_model(storage, train.vae if "/" in train.vae else f"vae/{train.vae}")
     vae = load_vae(local_folder(storage, vae_artifact))
     config = ldm_config_for(train.size, codes=int(tokens["codes"]), latent=vae.config.latent,
