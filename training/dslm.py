@@ -90,7 +90,7 @@ def train_dslm(root: str, train: DslmTrainConfig, job_name: str) -> ModelArtifac
     if not examples:
         raise UserError(f"version {manifest['id']} has no train clips with lyrics and tokens")
     work = run_folder(storage, "dslm", manifest["id"], train.model_dump(mode="json"))
-    loop = LoopSettings.from_config(train.loop, work / "checkpoints")
+    loop = LoopSettings(train.loop, work / "checkpoints")
     result = train_on_ray(DslmTask(examples, config, train), loop)
     history = result.history
     metrics = {

@@ -95,7 +95,7 @@ def train_vae(root: str, train: VaeTrainConfig, job_name: str) -> ModelArtifact:
                                                                config.sample_rate)
     held_out = held_out[: train.eval_clips]
     work = run_folder(storage, "vae", manifest["id"], train.model_dump(mode="json"))
-    result = train_on_ray(VaeTask(clips, config, train), LoopSettings.from_config(train.loop, work / "checkpoints"))
+    result = train_on_ray(VaeTask(clips, config, train), LoopSettings(train.loop, work / "checkpoints"))
     torch.manual_seed(train.loop.seed)  # the loop's initial weights: the untrained baseline
     untrained = reconstruction_scores(Vae(config), held_out)
     vae = Vae(config)
@@ -252,7 +252,7 @@ def train_ldm(root: str, train: LdmTrainConfig, job_name: str) -> ModelArtifact:
     if not clips:
         raise UserError(f"version {manifest['id']} has no train clips")
     work = run_folder(storage, "ldm", manifest["id"], {**train.model_dump(mode="json"), "vae": vae_artifact.id})
-    result = train_on_ray(LdmTask(clips, config, train), LoopSettings.from_config(train.loop, work / "checkpoints"))
+    result = train_on_ray(LdmTask(clips, config, train), LoopSettings(train.loop, work / "checkpoints"))
     ldm = Ldm(config)
     ldm.load_state_dict(result.state_dict)
     held_out_split = split_with_clips(manifest, train.eval_split)

@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -78,25 +78,12 @@ class Task(Protocol):
 
 @dataclass(frozen=True)
 class LoopSettings:
-    steps: int
+    """A job's ``[train.<kind>.loop]`` section, where its checkpoints go, and (for tests) where to stop."""
+
+    loop: LoopConfig
     checkpoint_dir: Path
-    checkpoint_every: int = 50
-    seed: int = 0
-    num_workers: int = 1
-    use_gpu: bool = False
-    micro_batches: int = 1  # gradient accumulation: forward passes per worker per step
-    cpus_per_worker: int | None = None  # None: on CPU, a fair share of the largest node; with GPUs, 1
-    precision: Literal["fp32", "bf16"] = "fp32"
-    #: stop after this many steps of this run (tests use it to kill a run mid-way); None: run to ``steps``
+    #: stop after this many steps of this run (tests use it to kill a run mid-way); None: run to ``loop.steps``
     stop_after: int | None = None
-
-
-    @classmethod
-    def from_config(cls, loop: LoopConfig, checkpoint_dir: Path) -> LoopSettings:
-        """The settings of a job's ``[train.<kind>.loop]`` section."""
-        return cls(steps=loop.steps, checkpoint_dir=checkpoint_dir, checkpoint_every=loop.checkpoint_every,
-                   seed=loop.seed, num_workers=loop.num_workers, use_gpu=loop.use_gpu,
-                   micro_batches=loop.micro_batches, cpus_per_worker=loop.cpus_per_worker, precision=loop.precision)
 
 
 @dataclass
@@ -174,10 +161,10 @@ def run_steps(task: Task, settings: LoopSettings, rank: int = 0, world: int = 1,
               prepare: Callable[[nn.Module], nn.Module] = lambda m: m,
               report: Callable[[dict[str, float]], None] = lambda row: None) -> LoopResult:
     """The loop on one worker (``rank`` of ``world``); ``prepare`` wraps the model for DDP under Ray Train."""
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(settings.loop.seed)
     model = task.build()
     optimizer, scheduler = task.optimizer(model)
-    generator = torch.Generator().manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.loop.seed)
     start, result = 0, LoopResult()
     checkpoint = latest_checkpoint(settings.checkpoint_dir)
     if checkpoint is not None:
@@ -192,20 +179,20 @@ def run_steps(task: Task, settings: LoopSettings, rank: int = 0, world: int = 1,
     model.train()
     device = next(model.parameters()).device
     ddp = model if isinstance(model, nn.parallel.DistributedDataParallel) else None
-    last = settings.steps if settings.stop_after is None else min(settings.steps, start + settings.stop_after)
+    last = settings.loop.steps if settings.stop_after is None else min(settings.loop.steps, start + settings.stop_after)
     for step in range(start, last):
         optimizer.zero_grad()
         total, logged = 0.0, dict[str, float]()
-        for micro in range(settings.micro_batches):
-            part = BatchPart(rank, world, micro, settings.micro_batches)
-            accumulate = ddp is not None and micro < settings.micro_batches - 1  # DDP syncs on the last only
+        for micro in range(settings.loop.micro_batches):
+            part = BatchPart(rank, world, micro, settings.loop.micro_batches)
+            accumulate = ddp is not None and micro < settings.loop.micro_batches - 1  # DDP syncs on the last only
             with (ddp.no_sync() if ddp is not None and accumulate else contextlib.nullcontext()), torch.autocast(
-                    device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+                    device.type, dtype=torch.bfloat16, enabled=settings.loop.precision == "bf16"):
                 loss, metrics = task.loss(model, step, part, generator)
-            (loss / settings.micro_batches).backward()
-            total += loss.item() / settings.micro_batches
+            (loss / settings.loop.micro_batches).backward()
+            total += loss.item() / settings.loop.micro_batches
             for key, value in metrics.items():
-                logged[key] = logged.get(key, 0.0) + value / settings.micro_batches
+                logged[key] = logged.get(key, 0.0) + value / settings.loop.micro_batches
         if not math.isfinite(total):
             raise _diverged(step + 1, total, result.history[-1]["loss"] if result.history else None)
         optimizer.step()
@@ -213,18 +200,18 @@ def run_steps(task: Task, settings: LoopSettings, rank: int = 0, world: int = 1,
         row = {"step": step + 1, "loss": total, **logged, "lr": scheduler.get_last_lr()[0]}
         result.history.append(row)
         report(row)
-        if rank == 0 and ((step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps):
+        if rank == 0 and ((step + 1) % settings.loop.checkpoint_every == 0 or step + 1 == settings.loop.steps):
             _save(settings.checkpoint_dir, step + 1, unwrap(model), optimizer, scheduler, generator)
     result.state_dict = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
     return result
 
 
 def train_on_ray(task: Task, settings: LoopSettings) -> LoopResult:
-    """Run the loop on ``settings.num_workers`` Ray Train workers (DDP); returns rank 0's result."""
+    """Run the loop on ``settings.loop.num_workers`` Ray Train workers (DDP); returns rank 0's result."""
     import ray.train
     import ray.train.torch
 
-    cpus = settings.cpus_per_worker or _cpus_per_worker(settings)
+    cpus = settings.loop.cpus_per_worker or _cpus_per_worker(settings)
 
     def worker(config: dict[str, Any]) -> None:
         torch.set_num_threads(cpus)  # torch on a CPU worker uses the CPUs Ray gave it, no more
@@ -238,8 +225,8 @@ def train_on_ray(task: Task, settings: LoopSettings) -> LoopResult:
 
     settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     trainer = ray.train.torch.TorchTrainer(
-        worker, scaling_config=ray.train.ScalingConfig(num_workers=settings.num_workers, use_gpu=settings.use_gpu,
-                                                       resources_per_worker={"CPU": cpus}),
+        worker, scaling_config=ray.train.ScalingConfig(
+            num_workers=settings.loop.num_workers, use_gpu=settings.loop.use_gpu, resources_per_worker={"CPU": cpus}),
         run_config=ray.train.RunConfig(storage_path=str(settings.checkpoint_dir.resolve() / "ray"), name="train"),
     )
     try:
@@ -256,7 +243,7 @@ def _cpus_per_worker(settings: LoopSettings) -> int:
     workers, but no more than the largest node has (a worker runs on one node)."""
     import ray
 
-    if settings.use_gpu:
+    if settings.loop.use_gpu:
         return 1
     largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=1)
-    return max(1, int(min(largest, ray.cluster_resources().get("CPU", 1) // settings.num_workers)))
+    return max(1, int(min(largest, ray.cluster_resources().get("CPU", 1) // settings.loop.num_workers)))

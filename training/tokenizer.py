@@ -167,7 +167,7 @@ def train_tokenizer(root: str, train: TokenizerTrainConfig, job_name: str) -> Mo
     clips, held_out_split, held_out = train_and_held_out_clips(version_dir, manifest, train.eval_split,
                                                                config.sample_rate)
     work = run_folder(storage, "tokenizer", manifest["id"], train.model_dump(mode="json"))
-    loop = LoopSettings.from_config(train.loop, work / "checkpoints")
+    loop = LoopSettings(train.loop, work / "checkpoints")
     result = train_on_ray(TokenizerTask(clips, config, train), loop)
     projection_dim = train.vq_dim if train.quantizer == "vq" else None
     tokenizer = Tokenizer(config, train.layer, train.codes, projection_dim)

@@ -78,10 +78,10 @@ def test_two_workers_train_exactly_what_one_worker_trains(tmp_path: Path, ray_cl
     build_token_version(tmp_path)
     task = _task(tmp_path, _config(steps=3))
     d = task.config.d_model
-    one = _without_key_biases(run_steps(task, LoopSettings(steps=3, checkpoint_dir=tmp_path / "one")).state_dict, d)
-    runs = {"2 Ray Train workers": train_on_ray(task, LoopSettings(steps=3, checkpoint_dir=tmp_path / "two",
-                                                                   num_workers=2)),
-            "4 micro-batches": run_steps(task, LoopSettings(steps=3, checkpoint_dir=tmp_path / "acc", micro_batches=4))}
+    one = _without_key_biases(run_steps(task, LoopSettings(LoopConfig(steps=3), tmp_path / "one")).state_dict, d)
+    two = LoopSettings(LoopConfig(steps=3, num_workers=2), tmp_path / "two")
+    runs = {"2 Ray Train workers": train_on_ray(task, two),
+            "4 micro-batches": run_steps(task, LoopSettings(LoopConfig(steps=3, micro_batches=4), tmp_path / "acc"))}
     start = task.build().state_dict()
     assert max(float((one[k] - start[k]).abs().max()) for k in one) > 1e-3  # trained: not three untouched models
     for run, result in runs.items():
@@ -93,8 +93,8 @@ def test_two_workers_train_exactly_what_one_worker_trains(tmp_path: Path, ray_cl
 def test_a_killed_run_resumes_on_the_same_loss_curve(tmp_path: Path) -> None:
     build_token_version(tmp_path)
     task = _task(tmp_path, _config(steps=6))
-    whole = run_steps(task, LoopSettings(steps=6, checkpoint_dir=tmp_path / "a", checkpoint_every=2))
-    killed = LoopSettings(steps=6, checkpoint_dir=tmp_path / "b", checkpoint_every=2, stop_after=3)
+    whole = run_steps(task, LoopSettings(LoopConfig(steps=6, checkpoint_every=2), tmp_path / "a"))
+    killed = LoopSettings(LoopConfig(steps=6, checkpoint_every=2), tmp_path / "b", stop_after=3)
     run_steps(task, killed)
     resumed = run_steps(task, replace(killed, stop_after=None))
     assert resumed.resumed_from == 2

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from songcorpus.schemas.train_configs import LoopConfig
 from songcorpus.training.loop import (
     BatchPart,
     LoopSettings,
@@ -43,8 +44,8 @@ class Regression:
 
 
 def test_a_killed_run_resumes_on_the_same_loss_curve(tmp_path: Path) -> None:
-    whole = run_steps(Regression(), LoopSettings(steps=12, checkpoint_dir=tmp_path / "a", checkpoint_every=3))
-    killed = LoopSettings(steps=12, checkpoint_dir=tmp_path / "b", checkpoint_every=3, stop_after=7)
+    whole = run_steps(Regression(), LoopSettings(LoopConfig(steps=12, checkpoint_every=3), tmp_path / "a"))
+    killed = LoopSettings(LoopConfig(steps=12, checkpoint_every=3), tmp_path / "b", stop_after=7)
     first = run_steps(Regression(), killed)
     assert len(first.history) == 7 and latest_checkpoint(tmp_path / "b") == tmp_path / "b" / "step-00000006"
     second = run_steps(Regression(), replace(killed, stop_after=None))
@@ -57,8 +58,8 @@ def test_a_killed_run_resumes_on_the_same_loss_curve(tmp_path: Path) -> None:
 
 
 def test_two_micro_batches_give_the_step_of_the_whole_batch(tmp_path: Path) -> None:
-    whole = run_steps(Regression(loop_noise=False), LoopSettings(steps=5, checkpoint_dir=tmp_path / "a"))
-    settings = LoopSettings(steps=5, checkpoint_dir=tmp_path / "b", micro_batches=2)
+    whole = run_steps(Regression(loop_noise=False), LoopSettings(LoopConfig(steps=5), tmp_path / "a"))
+    settings = LoopSettings(LoopConfig(steps=5, micro_batches=2), tmp_path / "b")
     accumulated = run_steps(Regression(loop_noise=False), settings)
     for key, value in whole.state_dict.items():
         torch.testing.assert_close(accumulated.state_dict[key], value, rtol=1e-5, atol=1e-6)
@@ -77,7 +78,7 @@ class Diverging(Regression):
 
 def test_a_loss_that_stops_being_a_number_stops_the_run_before_the_weights_take_it(tmp_path: Path,
                                                                                   ray_cluster: object) -> None:
-    settings = LoopSettings(steps=8, checkpoint_dir=tmp_path / "here", checkpoint_every=2)
+    settings = LoopSettings(LoopConfig(steps=8, checkpoint_every=2), tmp_path / "here")
     with pytest.raises(TrainingDiverged, match=r"the loss is nan at step 4 \(step 3: [0-9.]+\); lower the learning"):
         run_steps(Diverging(), settings)
     assert latest_checkpoint(tmp_path / "here") == tmp_path / "here" / "step-00000002"
