@@ -67,7 +67,7 @@ def _load(version_dir: str) -> tuple[str, dict[str, Any]]:
 def resolve_version(version_or_path: str, root: str | None = None) -> tuple[str, dict[str, Any]]:
     """Return ``(version_dir, manifest)`` for a version folder, its ``manifest.json``, or a version id.
 
-    An id, or a unique prefix of at least ``versions.MIN_ID_PREFIX`` characters, is looked up under
+    An id, or a unique prefix of at least ``references.MIN_PREFIX`` characters, is looked up under
     ``<root>/versions/`` by :func:`songcorpus.pipeline.versions.resolve_id`, as every command does.
     """
     if version_or_path.endswith("manifest.json") and _exists(version_or_path):

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from ..schemas.model_artifact import ARTIFACT_FILE, MODEL_KINDS, ModelArtifact
 from .errors import UserError
+from .references import LATEST_REF, match_id
 from .storage import Storage
 
 MODELS = "models"
 #: shortest id prefix accepted by ``resolve_model`` (ids are 16 hex characters)
-MIN_PREFIX = 6
 
 
 def artifact_dir(kind: str, model_id: str) -> str:
@@ -39,22 +39,16 @@ def list_models(storage: Storage, kind: str | None = None) -> list[ModelArtifact
 
 
 def resolve_model(storage: Storage, ref: str) -> ModelArtifact:
-    """A model from ``ID``, ``KIND/ID``, an id prefix (≥ 6 characters) or ``KIND/latest``."""
+    """A model from ``ID``, ``KIND/ID``, an id prefix, or ``KIND/latest`` (see ``pipeline.references``)."""
     kind, _, rest = ref.rpartition("/")
     if kind:
         check_kind(kind)
     candidates = list_models(storage, kind or None)
-    if rest == "latest" and kind:
-        matches = candidates[-1:]
-    else:
-        matches = [a for a in candidates if a.id == rest] or (
-            [a for a in candidates if a.id.startswith(rest)] if len(rest) >= MIN_PREFIX else [])
-    if len(matches) != 1:
-        what = "no model matches" if not matches else f"{len(matches)} models match"
-        known = ", ".join(f"{a.kind}/{a.id}" for a in candidates) or "none"
-        raise UserError(f"{what} {ref!r} under {storage.root} (use KIND/ID, an id prefix of at least "
-                        f"{MIN_PREFIX} characters, or KIND/latest); models: {known}")
-    return matches[0]
+    if rest == LATEST_REF and kind and candidates:
+        return candidates[-1]  # sorted by when they were created
+    chosen = match_id(rest, [a.id for a in candidates], what="model", where=storage.root,
+                      forms="use KIND/ID, an id prefix, or KIND/latest")
+    return next(a for a in candidates if a.id == chosen)
 
 
 def local_folder(storage: Storage, artifact: ModelArtifact) -> Path:

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from .errors import UserError
 from .fingerprint import digest
+from .references import LATEST_REF, match_id
 from .shards import ShardInfo
 from .storage import Storage
 
@@ -32,7 +33,6 @@ def version_dir(version_id: str) -> str:
 
 #: Shortest version-id prefix that every command and reader accepts (ids are 16 hex characters; 8
 #: keep prefixes unique among thousands of versions, and are what the docs show).
-MIN_ID_PREFIX = 8
 
 
 def published_ids(storage: Storage) -> list[str]:
@@ -48,21 +48,13 @@ def list_versions(storage: Storage) -> list[dict]:
 
 
 def resolve_id(storage: Storage, ref: str) -> str:
-    """A full version id from an id, a unique prefix of at least :data:`MIN_ID_PREFIX` characters, or ``latest``
-    (the version the last run published)."""
-    if ref == "latest":
+    """A full version id from a reference (an id, a prefix, or ``latest``: see ``pipeline.references``)."""
+    if ref == LATEST_REF:
         if not storage.exists(LATEST):
             raise UserError(f"no version has been published under {storage.root} yet (run the job first)")
         ref = storage.read_bytes(LATEST).decode().strip()
-    ids = published_ids(storage)
-    matches = [v for v in ids if v == ref]
-    if not matches and len(ref) >= MIN_ID_PREFIX:
-        matches = [v for v in ids if v.startswith(ref)]
-    if len(matches) != 1:
-        what = "no version matches" if not matches else f"{len(matches)} versions match"
-        raise UserError(f"{what} {ref!r} under {storage.root} (a prefix needs at least {MIN_ID_PREFIX} "
-                         f"characters); versions: {', '.join(matches or ids) or 'none'}")
-    return matches[0]
+    return match_id(ref, published_ids(storage), what="version", where=storage.root,
+                    forms="give a version id, a prefix of one, or latest")
 
 
 def load_manifest(storage: Storage, ref: str) -> dict:

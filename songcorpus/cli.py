@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .decode_cli import add_decode_parser
     from .evaluate_cli import add_evaluate_parser
     from .models_cli import add_models_parser
-    from .pipeline.versions import MIN_ID_PREFIX
+    from .pipeline.references import MIN_PREFIX
     from .synth.cli import add_synth_parser
 
     parser = argparse.ArgumentParser(
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = ver_sub.add_parser(action, help=text, description=text)
         if refs >= 1:
-            p.add_argument("version", help=f"version id (or a unique prefix of {MIN_ID_PREFIX}+ characters)")
+            p.add_argument("version", help=f"version id (or a unique prefix of {MIN_PREFIX}+ characters)")
         if refs == 2:
             p.add_argument("other", help="the version to compare with")
         p.add_argument("--root", required=True, help="output root of the job")

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from songcorpus.pipeline.dataset_reader import open_dataset, read_with_ray, resolve_version, shard_urls
-from songcorpus.pipeline.versions import MIN_ID_PREFIX
+from songcorpus.pipeline.references import MIN_PREFIX
 
 VERSION_ID = "3f9c2a41d0b7e8aa55"
 RATE = 44100
@@ -172,7 +172,7 @@ def test_errors_list_the_choices(version: tuple[Path, dict[str, Any]]) -> None:
         open_dataset(VERSION_ID, "validation", root=str(root))
     with pytest.raises(ValueError, match=f"versions: {VERSION_ID}"):
         open_dataset("deadbeefcafe", root=str(root))
-    with pytest.raises(ValueError, match=f"at least {MIN_ID_PREFIX} characters"):
+    with pytest.raises(ValueError, match=f"at least {MIN_PREFIX} characters"):
         open_dataset(VERSION_ID[:4], root=str(root))  # too short to be a prefix
     with pytest.raises(ValueError, match="root="):
         open_dataset(VERSION_ID)

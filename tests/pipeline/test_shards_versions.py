@@ -9,6 +9,7 @@ import pytest
 
 from songcorpus.pipeline import versions
 from songcorpus.pipeline.dataset_reader import resolve_version
+from songcorpus.pipeline.references import MIN_PREFIX
 from songcorpus.pipeline.shards import read_samples, write_shard
 from songcorpus.pipeline.stage import StageContext
 from songcorpus.pipeline.storage import Storage
@@ -127,7 +128,7 @@ def test_commands_and_readers_resolve_version_ids_alike(tmp_path):
     first, _ = publish_one(storage, "r1")
     second, _ = publish_one(storage, "r2", tag="changed")
     (tmp_path / "versions" / (first[:12] + "half")).mkdir()  # a publish that died before its manifest.json
-    shortest = versions.MIN_ID_PREFIX
+    shortest = MIN_PREFIX
     for ref, want in ((first, first), (first[:shortest], first), (second[:shortest], second)):
         assert versions.resolve_id(storage, ref) == want
         assert resolve_version(ref, str(tmp_path))[1]["id"] == want

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from songcorpus.pipeline.versions import MIN_ID_PREFIX
+from songcorpus.pipeline.references import MIN_PREFIX
 from songcorpus.schemas import sample, song_records
 from songcorpus.schemas.sample import SAMPLE_SCHEMA_VERSION, SampleJson
 from songcorpus.schemas.song_records import (
@@ -162,4 +162,4 @@ def test_the_docs_describe_exactly_the_schema(index: int, model: type[BaseModel]
 def test_the_docs_name_the_schema_version_and_the_id_prefix_length() -> None:
     text = READING.read_text(encoding="utf-8")
     assert re.search(rf"layout `schema_version` {SAMPLE_SCHEMA_VERSION}\b", text)
-    assert f"id prefix (≥ {MIN_ID_PREFIX} chars)" in text
+    assert f"id prefix (≥ {MIN_PREFIX} chars)" in text
