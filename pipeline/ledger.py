@@ -203,9 +203,9 @@ def _last_per_item(rows: pa.Table) -> pa.Table:
         return rows
     ordered = rows.sort_by("finished_at")
     position = pa.array(range(ordered.num_rows), pa.int64())
-    keep = (pa.table({"item_id": ordered["item_id"], "position": position})
+    last = (pa.table({"item_id": ordered["item_id"], "position": position})
             .group_by("item_id", use_threads=False).aggregate([("position", "max")])["position_max"])
-    return ordered.take(pc.sort_indices(keep))
+    return ordered.take(pc.take(last, pc.sort_indices(last)))
 
 
 def latest_run(storage: Storage) -> str | None:

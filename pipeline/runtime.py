@@ -90,12 +90,12 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, *, log_to
     (library chatter, tracebacks of failed items) stays in Ray's session logs instead of the
     console; the engine's progress is unaffected.
     """
-    address, _ = cluster_address(address)
+    resolved, _ = cluster_address(address)
     started_session = None
     if not ray.is_initialized():
-        if address:
-            check_address(address)
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver)
+        if resolved:
+            check_address(address)  # the given one: an address from RAY_ADDRESS is named as such
+            ray.init(address=resolved, logging_level=logging.WARNING, log_to_driver=log_to_driver)
         else:
             ray.init(
                 address="local",
@@ -110,7 +110,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, *, log_to
     ray.data.DataContext.get_current().enable_progress_bars = False
     resources = ray.cluster_resources()
     alive = sum(1 for node in ray.nodes() if node.get("Alive"))
-    cluster = Cluster(address, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), alive,
+    cluster = Cluster(resolved, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), alive,
                       started_session)
     log.info("ray: %s", cluster.describe())
     return cluster

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,7 @@ def test_killed_driver_loses_seconds_not_a_phase_and_the_version_is_the_same(tmp
     job = tmp_path / "job.toml"
     job.write_text(job_text())
     root = tmp_path / "out"
+    shutil.copytree(demo_run.root / "synth", root / "synth")  # the same corpus: the first run need not make it
     runs = Runs(job, root)
     killed: list[str] = []
     outputs: list[str] = []

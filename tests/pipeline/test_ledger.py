@@ -22,6 +22,18 @@ def test_append_read_and_priors(tmp_path):
     assert priors["fb"].is_final(max_attempts=2)
 
 
+def test_a_runs_rows_are_each_items_last_a_revision_replacing_the_workers_outcome(tmp_path):
+    ledger = Ledger(Storage(str(tmp_path)))
+    ledger.append("r1", "s", 1, [outcome("b", "fb", t=5), outcome("a", "fa", t=1), outcome("c", "fc", t=2)])
+    # the barrier's finalize found b to be a duplicate; Ray computed c a second time after a lost node
+    ledger.append("r1", "s", 1, [outcome("b", "fb", REJECTED, reason="duplicate_audio", t=9),
+                                 outcome("c", "fc", t=3)])
+    ledger.append("r0", "s", 1, [outcome("a", "fa", REJECTED, reason="boom", t=0.5)])  # another run
+    rows = ledger.run_rows("s", "r1").to_pylist()
+    assert [(r["item_id"], r["status"], r["finished_at"]) for r in rows] == [
+        ("a", OK, 1.0), ("c", OK, 3.0), ("b", REJECTED, 9.0)]
+
+
 def test_deterministic_rejection_is_final():
     from songcorpus.pipeline.ledger import Prior
 
