@@ -244,12 +244,15 @@ def stream_phase(
 
     def log_drained() -> dict:
         """Log what workers finished since the last poll; returns the tracker's snapshot."""
-        snapshot, rows = run.tracker.drain()
-        for row in rows:
-            run.writer.add(row["stage"], [row])
-            if barrier and row["stage"] == last.name:
-                collected.append(_outcome_of(row))
-            breaker.saw(row)
+        snapshot, tables = run.tracker.drain()
+        for table in tables:
+            if table.num_rows == 0:
+                continue
+            stage = table["stage"][0].as_py()
+            run.writer.add_table(stage, table)
+            if barrier and stage == last.name:
+                collected.extend(_outcome_of(row) for row in table.to_pylist())
+            breaker.saw(stage, table)
         run.writer.tick()
         return snapshot
 
@@ -288,11 +291,17 @@ class _SharedFailure:
         self.needed = {stage: min(items, n) for stage, n in to_compute.items() if items and n >= 2}
         self.failures: dict[str, list[tuple[str | None, str | None]]] = {stage: [] for stage in self.needed}
 
-    def saw(self, row: dict) -> None:
-        stage = row["stage"]
-        failures = self.failures.get(stage)
-        if failures is None or row["reused"]:
+    def saw(self, stage: str, outcomes: pa.Table) -> None:
+        """Look at a batch of ``stage``'s computed outcomes (until the stage has shown it works)."""
+        if stage not in self.failures:
             return
+        for row in outcomes.select(["status", "retryable", "reason", "message"]).to_pylist():
+            self._saw(stage, row)
+            if stage not in self.failures:
+                return
+
+    def _saw(self, stage: str, row: dict) -> None:
+        failures = self.failures[stage]
         if row["status"] == OK or not row["retryable"] or (failures and failures[0] != (row["reason"], row["message"])):
             del self.failures[stage]  # this stage works for some items, or fails for several reasons
             return

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import cast
 
+import pyarrow as pa
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -39,7 +40,7 @@ class RunTracker:
         self._deaths: dict[tuple[str, str], int] = {}
         self._counts: dict[str, StageCounts] = {}
         self._warnings: Counter = Counter()
-        self._outcomes: list[dict] = []
+        self._outcomes: list[pa.Table] = []
 
     def begin(self, stage: str, item_ids: list[str]) -> tuple[bool, list[int]]:
         """Start ``item_ids``; returns (started, earlier deaths per item).
@@ -61,9 +62,9 @@ class RunTracker:
         return True, deaths
 
     def finish(self, stage: str, item_ids: list[str], ok: int, rejected: int, timings: dict[str, float],
-               outcomes: list[dict]) -> None:
+               outcomes: pa.Table) -> None:
         """``item_ids`` are done at ``stage``; ``outcomes`` are their ledger rows, kept for the driver's drain."""
-        self._outcomes.extend(outcomes)
+        self._outcomes.append(outcomes)
         for item in item_ids:
             self._unfinished.pop((stage, item), None)
         counts = self._counts.setdefault(stage, StageCounts())
@@ -74,7 +75,7 @@ class RunTracker:
     def warn(self, messages: dict[str, int]) -> None:
         self._warnings.update(messages)
 
-    def drain(self) -> tuple[dict, list[dict]]:
+    def drain(self) -> tuple[dict, list[pa.Table]]:
         """The snapshot, and the ledger rows handed in since the last drain (the driver logs them)."""
         outcomes, self._outcomes = self._outcomes, []
         return self.snapshot(), outcomes
@@ -111,8 +112,8 @@ class Tracker:
             return {"stages": {}, "warnings": {}}
         return cast(dict, ray.get(self._actor.snapshot.remote()))
 
-    def drain(self) -> tuple[dict, list[dict]]:
-        """The snapshot and the ledger rows workers handed in since the last drain."""
+    def drain(self) -> tuple[dict, list[pa.Table]]:
+        """The snapshot and the ledger rows workers handed in since the last drain (a table per batch)."""
         if self._actor is None:
             return {"stages": {}, "warnings": {}}, []
         return cast(tuple, ray.get(self._actor.drain.remote()))

@@ -23,7 +23,7 @@ import pyarrow as pa
 import ray
 
 from ..schemas.base import StageConfig
-from ..schemas.records import OK, PHASE_SCHEMA, REJECTED, WORKER_DIED, Outcome
+from ..schemas.records import LEDGER_SCHEMA, OK, PHASE_SCHEMA, REJECTED, WORKER_DIED, Outcome
 from .ledger import outcome_row
 from .stage import BarrierStage, Reject, Result, Stage, StageContext
 from .storage import Storage
@@ -144,8 +144,9 @@ class StageWorker:
         done = [o for o in outcomes if o is not None]
         ok = sum(o.status == OK for o in done)
         logged = [outcome_row(spec.run_id, self.stage.name, self.stage.version, o) for o in done]
+        table = pa.Table.from_pylist(logged, schema=LEDGER_SCHEMA)  # built here, in parallel, not on the driver
         ray.get(spec.tracker.finish.remote(self.stage.name, [r["item_id"] for r in rows], ok, len(done) - ok,
-                                           timings, logged))
+                                           timings, table))
         return logged
 
     def _outcome(self, item_id: str, fp: str, result: Result | BaseException) -> Outcome:
