@@ -186,7 +186,8 @@ def run_job(job: JobSpec, job_text: str, *, verbose: bool = False) -> RunResult:
         storage.write_bytes(f"{run_dir}/job.toml", job_text.encode())
         log_path = Path(storage.full(f"{run_dir}/run.log")) if storage.is_local else None
         with run_log(log_path):
-            return _run(_Prepared(job, storage, run_id, run_dir, log_path, verbose, classes, checked, skipped))
+            return _run(_Prepared(job, storage, run_id, run_dir, log_path, verbose, classes,
+                                   {cls.name: configs[cls.name] for cls in classes}, checked, skipped))
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class _Prepared:
     log_path: Path | None
     verbose: bool
     classes: list[type[Stage]]
+    configs: dict[str, StageConfig]
     checked: dict[str, StageCheck]
     skipped: dict[str, str]
 
@@ -214,8 +216,7 @@ def _run(prep: _Prepared) -> RunResult:
 
 
 def _run_on(prep: _Prepared, cluster: Cluster, source: Source) -> RunResult:
-    job, storage, run_id, classes = prep.job, prep.storage, prep.run_id, prep.classes
-    configs = {cls.name: _config(job, cls.name) for cls in classes}
+    job, storage, run_id, classes, configs = prep.job, prep.storage, prep.run_id, prep.classes, prep.configs
     log.info("run %s of job %s on %s: %d input rows", run_id, job.name, cluster.describe(), len(source.rows))
     if prep.log_path is not None:
         log.info("library and engine logs of this run: %s", prep.log_path)
@@ -262,7 +263,8 @@ def _config(job: JobSpec, name: str) -> StageConfig:
 
 
 def _verdict(o: Outcome) -> tuple:
-    return o.status, o.reason, o.message, o.record
+    """What a barrier's ``finalize`` may change of an outcome (the record as text: it may be edited in place)."""
+    return o.status, o.reason, o.message, json.dumps(o.record, sort_keys=True)
 
 
 def _hand_off(run: PhaseRun, finisher: BarrierStage, outcomes: list[Outcome], to_log: list[Outcome]) -> list[InputRow]:

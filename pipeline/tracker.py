@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from ..schemas.records import OK
 
 
 @dataclass
@@ -61,10 +64,11 @@ class RunTracker:
             self._unfinished[(stage, item)] = 1
         return True, deaths
 
-    def finish(self, stage: str, item_ids: list[str], ok: int, rejected: int, timings: dict[str, float],
-               outcomes: pa.Table) -> None:
+    def finish(self, stage: str, item_ids: list[str], timings: dict[str, float], outcomes: pa.Table) -> None:
         """``item_ids`` are done at ``stage``; ``outcomes`` are their ledger rows, kept for the driver's drain."""
         self._outcomes.append(outcomes)
+        ok = int(pc.sum(pc.equal(outcomes["status"], OK)).as_py() or 0)
+        rejected = outcomes.num_rows - ok
         for item in item_ids:
             self._unfinished.pop((stage, item), None)
         counts = self._counts.setdefault(stage, StageCounts())

@@ -142,11 +142,9 @@ class StageWorker:
                 outcome.started_at, outcome.finished_at, outcome.worker = started_at, time.time(), self.worker_name
                 outcomes[i] = outcome
         done = [o for o in outcomes if o is not None]
-        ok = sum(o.status == OK for o in done)
         logged = [outcome_row(spec.run_id, self.stage.name, self.stage.version, o) for o in done]
         table = pa.Table.from_pylist(logged, schema=LEDGER_SCHEMA)  # built here, in parallel, not on the driver
-        ray.get(spec.tracker.finish.remote(self.stage.name, [r["item_id"] for r in rows], ok, len(done) - ok,
-                                           timings, table))
+        ray.get(spec.tracker.finish.remote(self.stage.name, [r["item_id"] for r in rows], timings, table))
         return logged
 
     def _outcome(self, item_id: str, fp: str, result: Result | BaseException) -> Outcome:
@@ -165,5 +163,5 @@ class StageWorker:
         # entry is the fingerprint its hand-off gives the next phase, so the logged record is final
         stage = self.stage
         lineage = stage.hand_off(item_id, fp, result.record)[1] if isinstance(stage, BarrierStage) else fp
-        result.record["lineage"] = {**result.record.get("lineage", {}), self.stage.name: lineage}
+        result.record["lineage"] = {**result.record.get("lineage", {}), stage.name: lineage}
         return Outcome(item_id, fp, OK, record=result.record, audio_seconds=result.audio_seconds)
